@@ -1,0 +1,156 @@
+"""Reading answers and writing scored rows, with errors that name the record.
+
+Inputs are JSONL: ``halt-eval score`` rows (``id``, ``prompt``, ``response``, ``reference``,
+optional ``fragments``) or lm-eval ``samples_*.jsonl`` rows (``doc_id``, ``doc``,
+``resps``/``filtered_resps``), told apart per row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from halt_eval.types import DOMAINS, Response
+
+
+class InputError(ValueError):
+    """A record that cannot be scored; the message starts with ``file:line:``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One line of an input file: a response, or the error that stops it being one.
+
+    Attributes:
+        where: ``file:line`` of the record.
+        response: The parsed response, or ``None`` when ``error`` is set.
+        error: Why the line could not become a response.
+        warning: Something repaired on the way (invalid UTF-8 replaced).
+    """
+
+    where: str
+    response: Response | None
+    error: str | None = None
+    warning: str | None = None
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[str, Any, str | None, str | None]]:
+    """Yield ``(where, obj, error, warning)`` for each non-blank line of a JSONL file.
+
+    A line that is not valid JSON yields ``obj=None`` and an error; invalid UTF-8 is replaced
+    with U+FFFD and reported as a warning. Nothing stops the iteration.
+    """
+    path = Path(path)
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            where = f"{path}:{lineno}"
+            warning = None
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                line = raw.decode("utf-8", errors="replace")
+                warning = f"{where}: invalid UTF-8 at byte {e.start}, replaced with U+FFFD"
+            if not line.strip():
+                continue
+            try:
+                yield where, json.loads(line), None, warning
+            except json.JSONDecodeError as e:
+                yield where, None, f"{where}: not valid JSON ({e.msg} at column {e.colno})", warning
+
+
+def read_responses(path: str | Path, domain: str, *, task: str = "") -> Iterator[Record]:
+    """Parse an input file into ``Record``s, one per non-blank line, never raising per line.
+
+    Args:
+        path: A ``halt-eval score`` JSONL or an lm-eval ``samples_*.jsonl``.
+        domain: One of ``math``, ``code``, ``bio``, ``med``.
+        task: Task name to record on each response.
+
+    Raises:
+        ValueError: ``domain`` is unknown.
+        FileNotFoundError: ``path`` does not exist.
+    """
+    if domain not in DOMAINS:
+        raise ValueError(f"--domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
+    for where, obj, error, warning in iter_json_lines(path):
+        if error:
+            yield Record(where, None, error, warning)
+            continue
+        try:
+            response = row_to_response(obj, domain, task=task, where=where)
+        except InputError as e:
+            yield Record(where, None, str(e), warning)
+        else:
+            yield Record(where, response, None, warning)
+
+
+def row_to_response(obj: Any, domain: str, *, task: str = "", where: str = "") -> Response:
+    """Turn one parsed JSON row into a ``Response``.
+
+    Raises:
+        InputError: The row lacks what scoring needs; the message names ``where``.
+    """
+    if not isinstance(obj, Mapping):
+        raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    if "doc" in obj and ("resps" in obj or "filtered_resps" in obj):
+        return _sample_to_response(obj, domain, where)
+    text = obj.get("response")
+    if not isinstance(text, str):
+        raise InputError(f"{where}: field 'response' is missing or not a string (domain {domain!r})")
+    reference = obj.get("reference", {})
+    if reference is None:
+        reference = {}
+    if not isinstance(reference, Mapping):
+        raise InputError(f"{where}: field 'reference' must be an object, got {type(reference).__name__}")
+    fragments = obj.get("fragments")
+    if fragments is not None:
+        if not isinstance(fragments, list) or not all(isinstance(f, str) for f in fragments):
+            raise InputError(f"{where}: field 'fragments' must be a list of strings")
+        fragments = tuple(fragments)
+    rid = obj.get("id", where.rsplit(":", 1)[-1])
+    return Response(
+        id=str(rid),
+        domain=domain,  # type: ignore[arg-type]
+        prompt=str(obj.get("prompt", "")),
+        text=text,
+        reference=dict(reference),
+        fragments=fragments,
+        task=str(obj.get("task", task)),
+    )
+
+
+def _sample_to_response(obj: Mapping[str, Any], domain: str, where: str) -> Response:
+    from halt_eval.data import doc_to_prompt, doc_to_reference
+
+    resps = obj.get("filtered_resps") or obj.get("resps")
+    text = _first_text(resps)
+    if text is None:
+        raise InputError(f"{where}: lm-eval sample has no text response in resps/filtered_resps")
+    doc = obj["doc"]
+    try:
+        reference = doc_to_reference(domain, doc)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{where}: cannot build a {domain} reference from the sample's doc: {e}") from e
+    return Response(
+        id=str(obj.get("doc_id", where.rsplit(":", 1)[-1])),
+        domain=domain,  # type: ignore[arg-type]
+        prompt=doc_to_prompt(domain, doc),
+        text=text,
+        reference=reference,
+        task=str(obj.get("task", "")),
+    )
+
+
+def _first_text(value: Any) -> str | None:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return value if isinstance(value, str) else None
+
+
+def write_jsonl_row(fh, row: Mapping[str, Any]) -> None:
+    """Write one row and flush, so a killed run keeps every row already written."""
+    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    fh.flush()

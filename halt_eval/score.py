@@ -1,0 +1,242 @@
+"""From responses to scored responses: marker cut, splitting, judging, the dependent rule.
+
+A judge only judges. Abstention, the dependent rule and the counts live here, once, for
+every domain.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from halt_eval.registry import DomainSpec, domain_spec
+from halt_eval.split import DEFAULT_MARKERS, cut_at_marker, locate, strip_markers
+from halt_eval.types import (
+    Fragment,
+    Judge,
+    Judgement,
+    JudgeRequest,
+    Piece,
+    Response,
+    ScoredResponse,
+    Splitter,
+    Verdict,
+)
+
+log = logging.getLogger(__name__)
+
+# Answers past this length are cut; the rest becomes one `unverifiable` fragment, so a
+# runaway generation is neither dropped nor split into thousands of pieces.
+MAX_ANSWER_CHARS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreConfig:
+    """Scoring options shared by the CLI and the lm-eval tasks.
+
+    Attributes:
+        markers: Abstention marker phrases.
+        n_desired: ``reference``, ``reference_recall`` or ``fixed:K``; ``None`` takes the
+            domain's default.
+        max_answer_chars: Answers are cut here (see ``MAX_ANSWER_CHARS``).
+    """
+
+    markers: tuple[str, ...] = DEFAULT_MARKERS
+    n_desired: str | None = None
+    max_answer_chars: int = MAX_ANSWER_CHARS
+
+
+@dataclass(slots=True)
+class Scorer:
+    """A splitter and a judge bound to a domain's rules.
+
+    Build with ``Scorer.for_domain``; call ``score`` on batches.
+    """
+
+    spec: DomainSpec
+    splitter: Splitter
+    judge: Judge
+    config: ScoreConfig = field(default_factory=ScoreConfig)
+
+    @classmethod
+    def for_domain(
+        cls,
+        domain: str,
+        *,
+        judge: Judge | None = None,
+        splitter: Splitter | None = None,
+        config: ScoreConfig | None = None,
+        judge_kwargs: dict | None = None,
+    ) -> Scorer:
+        from halt_eval.registry import get_judge, get_splitter
+
+        spec = domain_spec(domain)
+        return cls(
+            spec=spec,
+            splitter=splitter or get_splitter(spec.splitter),
+            judge=judge or get_judge(spec.judge, **(judge_kwargs or {})),
+            config=config or ScoreConfig(),
+        )
+
+    @property
+    def n_desired_mode(self) -> str:
+        return self.config.n_desired or self.spec.n_desired
+
+    def score(self, responses: Sequence[Response]) -> list[ScoredResponse]:
+        """Score a batch. Never raises over one bad response: it gets an ``error``."""
+        cuts = []
+        for r in responses:
+            text = r.text
+            over = len(text) > self.config.max_answer_chars
+            cut = cut_at_marker(text[: self.config.max_answer_chars], self.config.markers)
+            cuts.append((cut, over))
+        pieces = self._split(responses, [c.text for c, _ in cuts])
+        requests = []
+        for r, (cut, over), ps in zip(responses, cuts, pieces):
+            frags = [Fragment(i, p.text, p.span, self.spec.kind) for i, p in enumerate(ps)]
+            requests.append(JudgeRequest(r, tuple(frags)))
+        judgements = self._judge(requests)
+        desired = self._n_desired(responses)
+        out = []
+        for req, (cut, over), judgement, n_des in zip(requests, cuts, judgements, desired):
+            out.append(self._assemble(req, cut, over, judgement, n_des))
+        return out
+
+    def _split(self, responses: Sequence[Response], texts: list[str]) -> list[list[Piece]]:
+        todo = [i for i, r in enumerate(responses) if r.fragments is None and texts[i].strip()]
+        result: list[list[Piece]] = [[] for _ in responses]
+        for i, r in enumerate(responses):
+            if r.fragments is not None:
+                result[i] = locate(texts[i], r.fragments)
+        if todo:
+            split = self.splitter.split([texts[i] for i in todo], [responses[i] for i in todo])
+            for i, ps in zip(todo, split):
+                result[i] = ps
+        return result
+
+    def _judge(self, requests: list[JudgeRequest]) -> list[Judgement]:
+        try:
+            return _checked(self.judge, requests, self.judge.judge(requests))
+        except Exception:  # noqa: BLE001 - one bad answer must not sink the batch
+            if len(requests) == 1:
+                return [_failed(self.judge, requests[0], traceback.format_exc(limit=5))]
+            return [j for req in requests for j in self._judge([req])]
+
+    def _n_desired(self, responses: Sequence[Response]) -> list[int | None]:
+        mode = self.n_desired_mode
+        if mode == "reference_recall":
+            return [None] * len(responses)
+        if mode.startswith("fixed:"):
+            try:
+                k = int(mode.split(":", 1)[1])
+            except ValueError:
+                raise ValueError(f"n_desired {mode!r}: expected fixed:K with an integer K") from None
+            return [k] * len(responses)
+        if mode != "reference":
+            raise ValueError(
+                f"n_desired must be 'reference', 'reference_recall' or 'fixed:K', got {mode!r}"
+            )
+        texts: list[str] = []
+        for r in responses:
+            ref = next((r.reference.get(k) for k in self.spec.reference_text
+                        if isinstance(r.reference.get(k), str) and r.reference.get(k).strip()), None)
+            # Without a reference answer, a complete answer is taken to be the whole given
+            # answer (marker included), so completeness falls back to correctness unless solved.
+            texts.append(ref if ref is not None else strip_markers(r.text, self.config.markers))
+        pieces = self.splitter.split(texts, list(responses))
+        return [len(p) or None for p in pieces]
+
+    def _assemble(self, req, cut, over, judgement: Judgement, n_desired) -> ScoredResponse:
+        r = req.response
+        frags = list(req.fragments)
+        verdicts = list(judgement.verdicts)
+        if over:
+            limit = self.config.max_answer_chars
+            frags.append(Fragment(len(frags), r.text[limit:limit + 200], (limit, len(r.text)),
+                                  self.spec.kind))
+            verdicts.append(Verdict(
+                "unverifiable", "halt_eval", "over_length",
+                f"{len(r.text) - limit} characters past the {limit}-character limit were not judged",
+            ))
+        if self.spec.kind == "dependent":
+            verdicts = apply_dependent_rule(verdicts)
+        abstained = cut.marker_offset is not None or not frags
+        return ScoredResponse(
+            response=r,
+            fragments=tuple(frags),
+            verdicts=tuple(verdicts),
+            abstained=abstained,
+            n_desired=n_desired,
+            solved=judgement.solved,
+            coverage=judgement.coverage,
+            marker_offset=cut.marker_offset,
+            evidence=judgement.evidence,
+            error=judgement.evidence.get("error") if judgement.evidence else None,
+        )
+
+
+def apply_dependent_rule(verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """Every verdict after the first ``incorrect`` one becomes ``incorrect``.
+
+    The replaced verdict keeps the judge's own label and reason in its evidence.
+    """
+    out = list(verdicts)
+    first = next((i for i, v in enumerate(out) if v.label == "incorrect"), None)
+    if first is None:
+        return out
+    for i in range(first + 1, len(out)):
+        v = out[i]
+        out[i] = replace(
+            v,
+            label="incorrect",
+            reason="after_first_error",
+            explanation=f"follows the first incorrect fragment (#{first})",
+            evidence={"first_error": first, "own_label": v.label, "own_reason": v.reason,
+                      **dict(v.evidence)},
+        )
+    return out
+
+
+def _failed(judge: Judge, req: JudgeRequest, why: str) -> Judgement:
+    log.warning("judge %s failed on record %r: %s", judge.name, req.response.id, why.splitlines()[-1])
+    tag = f"{judge.name}@{judge.version}"
+    v = Verdict("unverifiable", tag, "judge_error", "the judge failed on this answer",
+                {"traceback": why})
+    return Judgement(tuple(v for _ in req.fragments), evidence={"error": why.splitlines()[-1]})
+
+
+def _checked(judge: Judge, requests: list[JudgeRequest], judgements: list[Judgement]) -> list[Judgement]:
+    if len(judgements) != len(requests):
+        raise RuntimeError(f"judge {judge.name} returned {len(judgements)} judgements "
+                           f"for {len(requests)} requests")
+    for req, j in zip(requests, judgements):
+        if len(j.verdicts) != len(req.fragments):
+            raise RuntimeError(f"judge {judge.name} returned {len(j.verdicts)} verdicts for "
+                               f"{len(req.fragments)} fragments of record {req.response.id!r}")
+    return judgements
+
+
+def score(responses: Sequence[Response], *, config: ScoreConfig | None = None,
+          judge: Judge | None = None, splitter: Splitter | None = None) -> list[ScoredResponse]:
+    """Score responses of any mix of domains with each domain's default splitter and judge.
+
+    Args:
+        responses: The answers to score.
+        config: Marker and completeness options.
+        judge: Use this judge for every domain instead of the defaults.
+        splitter: Use this splitter for every domain instead of the defaults.
+
+    Returns:
+        One ``ScoredResponse`` per response, in order.
+    """
+    by_domain: dict[str, list[int]] = {}
+    for i, r in enumerate(responses):
+        by_domain.setdefault(r.domain, []).append(i)
+    out: list[ScoredResponse | None] = [None] * len(responses)
+    for domain, idx in by_domain.items():
+        scorer = Scorer.for_domain(domain, judge=judge, splitter=splitter, config=config)
+        for i, s in zip(idx, scorer.score([responses[i] for i in idx])):
+            out[i] = s
+    return out  # type: ignore[return-value]
