@@ -1,0 +1,254 @@
+"""Loading scored runs for ``halt-eval report`` and ``halt-eval gate``.
+
+A run is one model (or checkpoint) scored on one or more tasks. Two layouts are read:
+
+- ``halt-eval score`` output: JSONL files of serialized rows (``ScoredResponse.to_dict``),
+  one per domain; pass a file or the directory holding them.
+- lm-eval output (``--output_path DIR --log_samples``): ``DIR/<model>/results_<time>.json`` and
+  ``DIR/<model>/samples_<task>_<time>.jsonl``; pass the model folder or ``DIR`` when it holds a
+  single model. The latest timestamp of each task is used; each sample row is rebuilt as
+  ``{**details, "fragments": fragments}``.
+
+Rows are checked on load and errors name ``file:line``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from halt_eval.io import iter_json_lines
+from halt_eval.types import LABELS, SCHEMA_VERSION
+
+RunSource = Literal["score", "lm-eval"]
+
+#: Per-response keys lm-eval writes beside ``details`` (see the task's ``metric_list``).
+_LMEVAL_METRIC_KEYS: tuple[str, ...] = (
+    "correctness", "completeness", "f1", "abstained", "n_given", "n_correct",
+)
+_RESULTS_PREFIX = "results_"
+_SAMPLES_PREFIX = "samples_"
+
+
+class RunError(ValueError):
+    """A run that cannot be read; the message names the file (and line) at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One scored run, as rows grouped by task.
+
+    Attributes:
+        name: Display name: the lm-eval ``model_name``, else the file or folder name.
+        tasks: Task name to serialized rows, in file order; ``(task, id)`` is unique.
+        source: ``score`` (``halt-eval score`` JSONL) or ``lm-eval`` (an output directory).
+        path: What was passed to ``load_run``.
+        files: The files the rows came from.
+        skipped: Files that were passed over, with why (an lm-eval task without fragments).
+    """
+
+    name: str
+    tasks: Mapping[str, list[dict[str, Any]]]
+    source: RunSource
+    path: Path
+    files: tuple[Path, ...] = ()
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_samples(self) -> int:
+        """Rows over all tasks."""
+        return sum(len(rows) for rows in self.tasks.values())
+
+
+def load_run(path: str | Path, name: str | None = None) -> Run:
+    """Read a run from a score JSONL, a folder of them, or an lm-eval output folder.
+
+    Args:
+        path: A ``.jsonl`` file (score output or an lm-eval ``samples_*.jsonl``), a folder of
+            score outputs, an lm-eval model folder, or its parent holding one model folder.
+        name: Display name; by default the lm-eval model name or the file or folder name.
+
+    Returns:
+        The run, with every row checked.
+
+    Raises:
+        RunError: The path is missing, holds nothing readable, is ambiguous, or a row is
+            malformed (the message names ``file:line`` and the field).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path}: no such file or directory")
+    if path.is_file():
+        return _load_files(path, [path], name or path.stem)
+    model_dir = _find_lmeval_dir(path)
+    if model_dir is not None:
+        return _load_lmeval(path, model_dir, name)
+    files = sorted(p for p in path.glob("*.jsonl") if p.is_file())
+    if not files:
+        raise RunError(
+            f"{path}: no *.jsonl score outputs and no lm-eval results_*.json here or one level down"
+        )
+    return _load_files(path, files, name or path.name)
+
+
+def _find_lmeval_dir(path: Path) -> Path | None:
+    if any(path.glob(f"{_RESULTS_PREFIX}*.json")) or any(path.glob(f"{_SAMPLES_PREFIX}*.jsonl")):
+        return path
+    models = sorted(
+        {p.parent for p in path.glob(f"*/{_RESULTS_PREFIX}*.json")}
+        | {p.parent for p in path.glob(f"*/{_SAMPLES_PREFIX}*.jsonl")}
+    )
+    if len(models) > 1:
+        names = ", ".join(m.name for m in models)
+        raise RunError(f"{path}: holds several lm-eval model folders ({names}); pass one of them")
+    return models[0] if models else None
+
+
+def _split_timestamp(stem: str, prefix: str) -> tuple[str, str]:
+    """``samples_halt_math_2026-11-26T10-00-00.1`` -> ``("halt_math", "2026-11-26T10-00-00.1")``.
+
+    lm-eval's timestamp holds no underscore, so it starts after the last one.
+    """
+    body = stem[len(prefix):]
+    cut = body.rfind("_")
+    return (body[:cut], body[cut + 1:]) if cut >= 0 else ("", body)
+
+
+def _load_lmeval(path: Path, model_dir: Path, name: str | None) -> Run:
+    latest: dict[str, tuple[str, Path]] = {}
+    for f in model_dir.glob(f"{_SAMPLES_PREFIX}*.jsonl"):
+        task, stamp = _split_timestamp(f.stem, _SAMPLES_PREFIX)
+        if task and (task not in latest or stamp > latest[task][0]):
+            latest[task] = (stamp, f)
+    if not latest:
+        raise RunError(f"{model_dir}: lm-eval results without samples_*.jsonl; rerun with --log_samples")
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    skipped: list[str] = []
+    for task in sorted(latest):
+        f = latest[task][1]
+        rows, _ = _read_rows(f, default_task=task)
+        if rows is None:
+            skipped.append(f"{f}: task {task!r} has no fragments (not a halt-eval task)")
+            continue
+        tasks[task] = rows
+    if not tasks:
+        raise RunError(f"{model_dir}: no samples file holds halt-eval fragments; " + "; ".join(skipped))
+    _check_unique(tasks, model_dir)
+    files = tuple(latest[t][1] for t in tasks)
+    return Run(name or _lmeval_model_name(model_dir), tasks, "lm-eval", path, files, tuple(skipped))
+
+
+def _lmeval_model_name(model_dir: Path) -> str:
+    results = sorted(model_dir.glob(f"{_RESULTS_PREFIX}*.json"),
+                     key=lambda p: _split_timestamp(p.stem, _RESULTS_PREFIX)[1])
+    if results:
+        try:
+            data = json.loads(results[-1].read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise RunError(f"{results[-1]}: not a readable lm-eval results file ({e})") from e
+        model = data.get("model_name") if isinstance(data, Mapping) else None
+        if isinstance(model, str) and model:
+            return model
+    return model_dir.name
+
+
+def _load_files(path: Path, files: Sequence[Path], name: str) -> Run:
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    source: RunSource = "score"
+    for f in files:
+        default_task = ""
+        if f.name.startswith(_SAMPLES_PREFIX):
+            default_task = _split_timestamp(f.stem, _SAMPLES_PREFIX)[0]
+        rows, from_lmeval = _read_rows(f, default_task=default_task)
+        if rows is None:
+            raise RunError(f"{f}: rows have no 'fragments'; is this scored output?")
+        if from_lmeval:
+            source = "lm-eval"
+        for row in rows:
+            tasks.setdefault(row["task"], []).append(row)
+    if not tasks:
+        raise RunError(f"{path}: no rows")
+    _check_unique(tasks, path)
+    return Run(name, tasks, source, path, tuple(files))
+
+
+def _read_rows(f: Path, *, default_task: str) -> tuple[list[dict[str, Any]] | None, bool]:
+    """Checked rows of one file and whether they were lm-eval samples.
+
+    The rows are ``None`` when the first row has no fragments (not scored output).
+    """
+    rows: list[dict[str, Any]] = []
+    from_lmeval = False
+    for where, obj, error, _warning in iter_json_lines(f):
+        if error:
+            raise RunError(error)
+        if not isinstance(obj, Mapping):
+            raise RunError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        if "fragments" not in obj:
+            if not rows:
+                return None, False
+            raise RunError(f"{where}: field 'fragments' is missing")
+        from_lmeval = "details" in obj and "doc_id" in obj
+        row = _from_lmeval(obj, where) if from_lmeval else dict(obj)
+        _check_row(row, where, default_task)
+        rows.append(row)
+    return rows, from_lmeval
+
+
+def _from_lmeval(sample: Mapping[str, Any], where: str) -> dict[str, Any]:
+    details = sample["details"]
+    if not isinstance(details, Mapping):
+        raise RunError(f"{where}: field 'details' must be an object, got {type(details).__name__}")
+    row = {**details, "fragments": sample["fragments"]}
+    for key in _LMEVAL_METRIC_KEYS:
+        if key not in row and key in sample:
+            row[key] = sample[key]
+    row.setdefault("id", str(sample["doc_id"]))
+    return row
+
+
+def _check_row(row: dict[str, Any], where: str, default_task: str) -> None:
+    """Check and complete one row in place: ``id`` and ``task`` become strings."""
+    version = row.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise RunError(f"{where}: schema_version {version!r} is newer than this halt-eval "
+                       f"reads ({SCHEMA_VERSION}); upgrade halt-eval")
+    if row.get("id") is None:
+        raise RunError(f"{where}: field 'id' is missing")
+    row["id"] = str(row["id"])
+    if not isinstance(row.get("response"), str):
+        raise RunError(f"{where}: field 'response' is missing or not a string")
+    fragments = row["fragments"]
+    if not isinstance(fragments, list):
+        raise RunError(f"{where}: field 'fragments' must be a list, got {type(fragments).__name__}")
+    for i, frag in enumerate(fragments):
+        if not isinstance(frag, Mapping):
+            raise RunError(f"{where}: fragments[{i}] must be an object")
+        if frag.get("verdict") not in LABELS:
+            raise RunError(f"{where}: fragments[{i}].verdict must be one of {', '.join(LABELS)}, "
+                           f"got {frag.get('verdict')!r}")
+        span = frag.get("span")
+        if not (isinstance(span, Sequence) and len(span) == 2
+                and all(isinstance(x, int) for x in span)):
+            raise RunError(f"{where}: fragments[{i}].span must be [start, end], got {span!r}")
+    for key in ("correctness", "completeness", "f1"):
+        value = row.get(key)
+        if value is not None and not isinstance(value, (int, float)):
+            raise RunError(f"{where}: field {key!r} must be a number or null, got {value!r}")
+    task = row.get("task") or default_task or (f"halt_{row['domain']}" if row.get("domain") else "")
+    if not task:
+        raise RunError(f"{where}: neither 'task' nor 'domain' is set")
+    row["task"] = str(task)
+
+
+def _check_unique(tasks: Mapping[str, list[dict[str, Any]]], path: Path) -> None:
+    for task, rows in tasks.items():
+        seen: set[str] = set()
+        for row in rows:
+            if row["id"] in seen:
+                raise RunError(f"{path}: task {task!r} has document id {row['id']!r} twice; "
+                               "samples are paired by (task, id), so ids must be unique")
+            seen.add(row["id"])

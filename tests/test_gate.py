@@ -1,0 +1,139 @@
+"""``halt-eval gate`` on constructed runs: the decision cases in ``cases/gate.jsonl``, pairing
+errors, bad files, and the Markdown and JSON outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from halt_eval.cli import main
+from halt_runs import scored_row, write_jsonl, write_lmeval_dir
+
+CASES_PATH = Path(__file__).parent / "cases" / "gate.jsonl"
+#: Enough resamples for stable decisions on these cases, few enough to keep the suite fast.
+RESAMPLES = 2000
+CASE_KEYS = {"name", "baseline", "candidate", "expected_exit", "why"}
+
+
+def _load_cases() -> list[dict]:
+    cases = [json.loads(line) for line in CASES_PATH.read_text().splitlines() if line.strip()]
+    for case in cases:
+        missing = CASE_KEYS - case.keys()
+        if missing:
+            raise ValueError(f"{CASES_PATH}: case {case.get('name')!r} lacks {sorted(missing)}")
+    return cases
+
+
+def _rows(spec: list[list[int]], task: str = "halt_bio") -> list[dict]:
+    """``[[n_correct, n_given, n_desired, count], ...]`` -> rows with ids 0, 1, ... in order."""
+    rows = []
+    for n_correct, n_given, n_desired, count in spec:
+        labels = ["correct"] * n_correct + ["incorrect"] * (n_given - n_correct)
+        rows += [scored_row(str(len(rows) + i), labels, task=task, n_desired=n_desired)
+                 for i in range(count)]
+    return rows
+
+
+def _gate(tmp_path: Path, baseline, candidate, *extra: str) -> tuple[int, dict]:
+    out = tmp_path / "verdict.json"
+    code = main(["gate", "--baseline", str(baseline), "--candidate", str(candidate),
+                 "--resamples", str(RESAMPLES), "--json", str(out), *extra])
+    return code, json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("case", _load_cases(), ids=lambda c: c["name"])
+def test_gate_decides_each_constructed_case(tmp_path, case):
+    base = write_jsonl(tmp_path / "base.jsonl", _rows(case["baseline"]))
+    cand = write_jsonl(tmp_path / "cand.jsonl", _rows(case["candidate"]))
+    extra = ["--max-drop", case["max_drop"]] if "max_drop" in case else []
+    code, verdict = _gate(tmp_path, base, cand, *extra)
+    statuses = {m["metric"]: m["status"] for m in verdict["tasks"][0]["metrics"]}
+    assert code == case["expected_exit"], case["why"]
+    assert verdict["exit_code"] == code
+    for metric, status in case.get("expected_status", {}).items():
+        assert statuses[metric] == status, f"{metric}: {case['why']}"
+
+
+def test_the_same_seed_gives_the_same_intervals(tmp_path):
+    base = write_jsonl(tmp_path / "b.jsonl", _rows([[4, 5, 5, 30], [5, 5, 5, 30]]))
+    cand = write_jsonl(tmp_path / "c.jsonl", _rows([[5, 5, 5, 30], [3, 5, 5, 30]]))
+    first = _gate(tmp_path, base, cand, "--seed", "7")[1]
+    second = _gate(tmp_path, base, cand, "--seed", "7")[1]
+    assert first == second
+
+
+def test_an_lmeval_directory_pairs_with_a_score_jsonl(tmp_path):
+    rows = _rows([[4, 5, 5, 20], [5, 5, 5, 20]])
+    base = write_jsonl(tmp_path / "base.jsonl", rows)
+    cand = write_lmeval_dir(tmp_path / "lm", "org/model-b", {"halt_bio": rows})
+    code, verdict = _gate(tmp_path, base, cand)
+    assert code == 0
+    assert verdict["candidate"]["name"] == "org/model-b"
+    assert verdict["tasks"][0]["n_pairs"] == 40
+
+
+def test_a_document_missing_from_the_candidate_is_exit_2_naming_it(tmp_path, capsys):
+    rows = _rows([[5, 5, 5, 10]])
+    base = write_jsonl(tmp_path / "base.jsonl", rows)
+    cand = write_jsonl(tmp_path / "cand.jsonl", rows[:7])
+    code, verdict = _gate(tmp_path, base, cand)
+    assert code == 2
+    assert verdict["verdict"] == "error"
+    err = capsys.readouterr().err
+    assert "3 document id(s) only in the baseline" in err and "'7'" in err
+
+
+def test_a_task_missing_from_the_candidate_is_exit_2_naming_it(tmp_path, capsys):
+    base_dir, cand_dir = tmp_path / "base", tmp_path / "cand"
+    write_jsonl(base_dir / "bio.jsonl", _rows([[5, 5, 5, 5]]))
+    write_jsonl(base_dir / "math.jsonl", _rows([[5, 5, 5, 5]], task="halt_math"))
+    write_jsonl(cand_dir / "bio.jsonl", _rows([[5, 5, 5, 5]]))
+    code, _ = _gate(tmp_path, base_dir, cand_dir)
+    assert code == 2
+    assert "task 'halt_math' is only in the baseline" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json\n", "not valid JSON"),
+        ('{"id": "1", "response": "x"}\n', "no 'fragments'"),
+        ('{"id": "1", "response": "x", "fragments": [{"verdict": "maybe", "span": [0, 1]}]}\n',
+         "fragments[0].verdict must be one of correct, incorrect, unverifiable"),
+        ('{"schema_version": 99, "id": "1", "response": "x", "fragments": []}\n', "newer"),
+    ],
+    ids=["invalid_json", "not_scored_output", "unknown_verdict", "newer_schema"],
+)
+def test_a_bad_file_is_exit_2_naming_file_and_problem(tmp_path, capsys, content, message):
+    base = write_jsonl(tmp_path / "base.jsonl", _rows([[5, 5, 5, 3]]))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    code, _ = _gate(tmp_path, base, bad)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "bad.jsonl" in err
+
+
+def test_a_missing_path_and_a_bad_margin_are_exit_2(tmp_path, capsys):
+    base = write_jsonl(tmp_path / "base.jsonl", _rows([[5, 5, 5, 3]]))
+    assert _gate(tmp_path, base, tmp_path / "nowhere")[0] == 2
+    assert _gate(tmp_path, base, base, "--max-drop", "accuracy=0.1")[0] == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and "got 'accuracy=0.1'" in err
+
+
+def test_markdown_goes_to_the_file_and_is_appended_to_the_step_summary(tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    base = write_jsonl(tmp_path / "base.jsonl", _rows([[5, 5, 5, 50]]))
+    cand = write_jsonl(tmp_path / "cand.jsonl", _rows([[3, 5, 5, 50]]))
+    md = tmp_path / "gate.md"
+    code, _ = _gate(tmp_path, base, cand, "--markdown", str(md))
+    assert code == 1
+    text = md.read_text()
+    assert text.startswith("## halt-eval gate: \u274c regression")
+    assert "| halt_bio | correctness | 1.000 | 0.600 | \u22120.400 |" in text
+    assert summary.read_text() == "earlier step\n" + text
