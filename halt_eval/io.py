@@ -131,13 +131,13 @@ def _sample_to_response(obj: Mapping[str, Any], domain: str, where: str) -> Resp
         raise InputError(f"{where}: lm-eval sample has no text response in resps/filtered_resps")
     doc = obj["doc"]
     try:
-        reference = doc_to_reference(domain, doc)
+        reference = doc_to_reference(doc)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{where}: cannot build a {domain} reference from the sample's doc: {e}") from e
     return Response(
         id=str(obj.get("doc_id", where.rsplit(":", 1)[-1])),
         domain=domain,  # type: ignore[arg-type]
-        prompt=doc_to_prompt(domain, doc),
+        prompt=doc_to_prompt(doc),
         text=text,
         reference=reference,
         task=str(obj.get("task", "")),

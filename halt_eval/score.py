@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from halt_eval.registry import DomainSpec, domain_spec
 from halt_eval.split import DEFAULT_MARKERS, cut_at_marker, locate, strip_markers
@@ -69,16 +70,31 @@ class Scorer:
         splitter: Splitter | None = None,
         config: ScoreConfig | None = None,
         judge_kwargs: dict | None = None,
+        llm: Mapping[str, Any] | None = None,
     ) -> Scorer:
+        """The domain's default splitter and judge, unless given.
+
+        Args:
+            domain: ``math``, ``code``, ``bio`` or ``med``.
+            judge: A judge to use instead of the domain's default.
+            splitter: A splitter to use instead of the domain's default.
+            config: Marker and completeness options.
+            judge_kwargs: Keyword arguments for the default judge.
+            llm: LLM judge options (``backend``, ``model``, ``base_url``, ``cache_path``,
+                ``split``); with a backend other than ``none`` the LLM judge wraps the
+                embedded one and takes what it cannot decide.
+        """
         from halt_eval.registry import get_judge, get_splitter
 
         spec = domain_spec(domain)
-        return cls(
-            spec=spec,
-            splitter=splitter or get_splitter(spec.splitter),
-            judge=judge or get_judge(spec.judge, **(judge_kwargs or {})),
-            config=config or ScoreConfig(),
-        )
+        judge = judge or get_judge(spec.judge, **(judge_kwargs or {}))
+        splitter = splitter or get_splitter(spec.splitter)
+        if llm and llm.get("backend", "none") != "none":
+            from halt_eval.judges.llm import LLMOptions, build
+
+            judge, splitter = build(domain, embedded_judge=judge, embedded_splitter=splitter,
+                                    options=LLMOptions.from_mapping(llm))
+        return cls(spec=spec, splitter=splitter, judge=judge, config=config or ScoreConfig())
 
     @property
     def n_desired_mode(self) -> str:
@@ -109,7 +125,7 @@ class Scorer:
         result: list[list[Piece]] = [[] for _ in responses]
         for i, r in enumerate(responses):
             if r.fragments is not None:
-                result[i] = locate(texts[i], r.fragments)
+                result[i] = locate(texts[i], _before_marker(r.fragments, self.config.markers))
         if todo:
             split = self.splitter.split([texts[i] for i in todo], [responses[i] for i in todo])
             for i, ps in zip(todo, split):
@@ -175,6 +191,18 @@ class Scorer:
             evidence=judgement.evidence,
             error=judgement.evidence.get("error") if judgement.evidence else None,
         )
+
+
+def _before_marker(fragments: Sequence[str], markers: Sequence[str]) -> list[str]:
+    """Pre-split fragments up to the abstention marker (the text before it in its fragment kept)."""
+    kept = []
+    for fragment in fragments:
+        cut = cut_at_marker(fragment, markers)
+        if cut.text.strip():
+            kept.append(cut.text)
+        if cut.marker_offset is not None:
+            break
+    return kept
 
 
 def apply_dependent_rule(verdicts: Sequence[Verdict]) -> list[Verdict]:

@@ -1,0 +1,168 @@
+"""``halt-eval score``: score saved answers without lm-eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from halt_eval.types import DOMAINS
+
+EPILOG = """\
+input rows (JSONL): {"id", "prompt", "response", "reference", "fragments"?}; lm-eval
+samples_*.jsonl files are read too. reference per domain:
+  math  {"answer": str, "solution": str}                 (either may be missing)
+  code  {"tests": [str], "setup": str} | {"test": str, "entry_point": str}
+        | {"io": [{"input": str, "output": str}]}         (+ optional "solution")
+  bio   {"topic": str, "passages": [str]}                 (no passages: --corpus is searched)
+  med   {"must_have": [str], "nice_to_have": [str], "answer": str}
+
+exit status: 0 all records scored; 1 some records could not be read (each is named on
+stderr, every other record is still scored and written); 2 bad options.
+
+example:
+  halt-eval score answers.jsonl --domain math -o scored.jsonl --summary-json summary.json
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.add_argument("inputs", nargs="+", metavar="INPUT.jsonl",
+                        help="answers to score (halt-eval rows or lm-eval samples_*.jsonl)")
+    parser.add_argument("--domain", required=True, choices=DOMAINS,
+                        help="which splitter and judge apply")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl",
+                        help="scored rows, one per input row, written as they are scored")
+    parser.add_argument("--summary-json", metavar="FILE", help="also write the summary as JSON")
+    parser.add_argument("--task", default="", help="task name recorded on each row")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep rows already in OUT and score only the ids not there yet")
+    parser.add_argument("--n-desired", metavar="MODE",
+                        help="completeness denominator: reference, reference_recall or fixed:K "
+                             "(default: the domain's; see the README)")
+    parser.add_argument("--marker", action="append", default=[], metavar="PHRASE",
+                        help="extra abstention marker besides 'Unsure from Here' (repeatable)")
+    parser.add_argument("--corpus", metavar="PATH",
+                        help="bio/med reference corpus: FActScore SQLite (documents(title, text)) "
+                             "or JSONL of {title, text}")
+    parser.add_argument("--judge-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="keyword argument for the domain's judge (repeatable; VALUE is "
+                             "parsed as JSON when it can be)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="answers per judge call (default: 32)")
+    llm = parser.add_argument_group("LLM judge (optional; default: embedded judges only)")
+    llm.add_argument("--judge-backend", choices=["none", "vllm", "openai"], default="none")
+    llm.add_argument("--judge-model", help="model path (vllm) or name (openai)")
+    llm.add_argument("--judge-base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1")
+    llm.add_argument("--judge-cache", metavar="FILE", help="SQLite cache of LLM replies and verdicts")
+    llm.add_argument("--llm-split", action="store_true", help="split atomic facts with the LLM")
+
+
+def _judge_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for item in args.judge_arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"halt-eval score: --judge-arg expects KEY=VALUE, got {item!r}")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    if args.corpus:
+        kwargs["corpus"] = args.corpus
+    return kwargs
+
+
+def _done_ids(path: Path) -> set[str]:
+    from halt_eval.io import iter_json_lines
+
+    return {str(obj["id"]) for _, obj, err, _ in iter_json_lines(path) if not err and "id" in obj}
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from halt_eval.io import read_responses, write_jsonl_row
+    from halt_eval.metrics import summarize
+    from halt_eval.score import ScoreConfig, Scorer
+    from halt_eval.split import DEFAULT_MARKERS
+
+    config = ScoreConfig(markers=DEFAULT_MARKERS + tuple(args.marker), n_desired=args.n_desired)
+    try:
+        scorer = Scorer.for_domain(
+            args.domain, config=config, judge_kwargs=_judge_kwargs(args),
+            llm={"backend": args.judge_backend, "model": args.judge_model,
+                 "base_url": args.judge_base_url, "cache_path": args.judge_cache,
+                 "split": args.llm_split})
+    except (RuntimeError, ValueError, ImportError) as e:
+        print(f"halt-eval score: {e}", file=sys.stderr)
+        return 2
+
+    out_path = Path(args.output)
+    done = _done_ids(out_path) if args.resume and out_path.exists() else set()
+    bad = 0
+    records = []
+    for path in args.inputs:
+        try:
+            for rec in read_responses(path, args.domain, task=args.task):
+                if rec.warning:
+                    print(f"warning: {rec.warning}", file=sys.stderr)
+                if rec.error:
+                    bad += 1
+                    print(f"error: {rec.error}", file=sys.stderr)
+                elif rec.response.id not in done:
+                    records.append(rec.response)
+        except OSError as e:
+            print(f"halt-eval score: cannot read {path}: {e}", file=sys.stderr)
+            return 2
+
+    rows = []
+    with out_path.open("a" if args.resume else "w", encoding="utf-8") as fh, \
+            tqdm(total=len(records), desc=f"scoring {args.domain}", unit="answer",
+                 file=sys.stderr) as bar:
+        for start in range(0, len(records), max(1, args.batch_size)):
+            batch = records[start:start + args.batch_size]
+            for scored in scorer.score(batch):
+                row = scored.to_dict()
+                write_jsonl_row(fh, row)
+                rows.append(row)
+            bar.update(len(batch))
+    if done:
+        from halt_eval.io import iter_json_lines
+
+        rows = [obj for _, obj, err, _ in iter_json_lines(out_path) if not err]
+
+    summary = summarize(rows)
+    summary.update({"domain": args.domain, "inputs": [str(p) for p in args.inputs],
+                    "output": str(out_path), "skipped_records": bad,
+                    "judge": f"{scorer.judge.name}@{scorer.judge.version}",
+                    "splitter": f"{scorer.splitter.name}@{scorer.splitter.version}",
+                    "n_desired": scorer.n_desired_mode})
+    print(format_summary(summary))
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if bad:
+        print(f"halt-eval score: {bad} record(s) could not be read (named above); "
+              f"the other {len(rows)} were scored", file=sys.stderr)
+        return 1
+    return 0
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A plain-text table of a summary from ``halt_eval.metrics.summarize``."""
+    lines = [f"{summary.get('domain', '')}: {summary['n']} responses, judge {summary.get('judge', '?')}, "
+             f"n_desired {summary.get('n_desired', '?')}"]
+    for name in ("correctness", "completeness", "f1", "micro_correctness", "abstention_rate",
+                 "n_given", "n_correct"):
+        value = summary.get(name)
+        ci = summary.get(f"{name}_ci")
+        text = "n/a" if value is None else f"{value:.4f}"
+        if ci:
+            text += f"  [95% CI {ci[0]:.4f}, {ci[1]:.4f}]"
+        lines.append(f"  {name:<18} {text}")
+    v = summary.get("verdicts", {})
+    lines.append(f"  fragments          {v.get('correct', 0)} correct, {v.get('incorrect', 0)} "
+                 f"incorrect, {v.get('unverifiable', 0)} unverifiable")
+    return "\n".join(lines)

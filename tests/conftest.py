@@ -1,0 +1,63 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from halt_eval.types import Judgement, Verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CASES = Path(__file__).resolve().parent / "cases"
+
+
+def load_cases(name: str) -> list[dict]:
+    """Rows of tests/cases/<name>.jsonl, each checked to have name, expected and why."""
+    rows = []
+    for lineno, line in enumerate((CASES / f"{name}.jsonl").read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        missing = {"name", "expected", "why"} - row.keys()
+        if missing:
+            raise ValueError(f"{name}.jsonl:{lineno}: missing {sorted(missing)}")
+        rows.append(row)
+    return rows
+
+
+class LabelJudge:
+    """A judge that reads its labels from the reference: ``reference["labels"]`` per fragment,
+    ``reference["solved"]`` and ``reference["coverage"]``. Lets the metric contract be tested by
+    hand without any real judge."""
+
+    name = "labels"
+    version = "1"
+
+    def judge(self, batch):
+        out = []
+        for req in batch:
+            ref = req.response.reference
+            labels = ref.get("labels", [])
+            verdicts = tuple(Verdict(labels[f.index], "labels@1", "given") for f in req.fragments)
+            coverage = ref.get("coverage")
+            out.append(Judgement(
+                verdicts,
+                solved=ref.get("solved"),
+                coverage=None if coverage is None else tuple(Verdict(c, "labels@1", "given") for c in coverage),
+            ))
+        return out
+
+
+@pytest.fixture
+def label_judge():
+    return LabelJudge()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"{SHARED_DATA} is missing: tests read the project's shared data beside the checkout")
+    return SHARED_DATA

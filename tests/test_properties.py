@@ -1,0 +1,72 @@
+"""Invariants of the metric contract, checked with hypothesis."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import LabelJudge
+from halt_eval.registry import DomainSpec
+from halt_eval.score import ScoreConfig, Scorer
+from halt_eval.split import SentenceSplitter, cut_at_marker
+from halt_eval.types import Response
+
+labels = st.lists(st.sampled_from(["correct", "incorrect", "unverifiable"]), min_size=0, max_size=12)
+kinds = st.sampled_from(["independent", "dependent"])
+words = st.text(alphabet="abcdefgh xyz", min_size=1, max_size=12).map(str.strip).filter(bool)
+
+
+def _score(kind, labs, tail="", k=5, solved=None):
+    text = " ".join(f"Fact {i} is {w}." for i, w in enumerate(["a"] * len(labs)))
+    text = text + (" Unsure from Here. " + tail if tail else "")
+    spec = DomainSpec("bio", kind, "sentences", "labels", f"fixed:{k}")
+    ref = {"labels": labs + ["correct"] * 20, "solved": solved}
+    return Scorer(spec, SentenceSplitter(), LabelJudge(), ScoreConfig()).score(
+        [Response("r", "bio", "", text, ref)])[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(kinds, labels, st.integers(1, 15), st.sampled_from([None, True, False]))
+def test_metrics_lie_in_the_unit_interval_and_f1_between_the_two(kind, labs, k, solved):
+    s = _score(kind, labs, k=k, solved=solved)
+    for value in (s.correctness, s.completeness, s.f1):
+        assert value is None or 0.0 <= value <= 1.0
+    if s.correctness is not None and s.completeness is not None:
+        lo, hi = sorted((s.correctness, s.completeness))
+        assert lo - 1e-12 <= s.f1 <= hi + 1e-12
+
+
+@settings(max_examples=100, deadline=None)
+@given(kinds, labels, words)
+def test_text_after_the_marker_never_changes_a_score(kind, labs, tail):
+    with_tail = _score(kind, labs, tail=tail + ". More words here. And here.")
+    without = _score(kind, labs, tail="x")
+    assert (with_tail.n_given, with_tail.n_correct, with_tail.f1) == (without.n_given, without.n_correct, without.f1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_spans_are_ordered_and_inside_the_answer(text):
+    cut = cut_at_marker(text)
+    pieces = SentenceSplitter().split([cut.text], [None])[0]
+    last = 0
+    for p in pieces:
+        a, b = p.span
+        assert last <= a <= b <= len(cut.text)
+        assert p.text == cut.text[a:b]
+        last = b
+
+
+@settings(max_examples=100, deadline=None)
+@given(labels, st.randoms())
+def test_reordering_independent_fragments_changes_nothing(labs, rnd):
+    shuffled = list(labs)
+    rnd.shuffle(shuffled)
+    a, b = _score("independent", labs), _score("independent", shuffled)
+    assert (a.n_given, a.n_correct, a.correctness, a.completeness) == (b.n_given, b.n_correct, b.correctness, b.completeness)
+
+
+@settings(max_examples=50, deadline=None)
+@given(kinds, labels)
+def test_the_same_input_gives_the_same_verdicts(kind, labs):
+    assert _score(kind, labs).to_dict() == _score(kind, labs).to_dict()
