@@ -15,6 +15,7 @@ Rows are checked on load and errors name ``file:line``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,8 @@ def _check_row(row: dict[str, Any], where: str, default_task: str) -> None:
         value = row.get(key)
         if value is not None and not isinstance(value, (int, float)):
             raise RunError(f"{where}: field {key!r} must be a number or null, got {value!r}")
+        if isinstance(value, float) and math.isnan(value):
+            row[key] = None  # an undefined value written as NaN reads as null
     task = row.get("task") or default_task or (f"halt_{row['domain']}" if row.get("domain") else "")
     if not task:
         raise RunError(f"{where}: neither 'task' nor 'domain' is set")

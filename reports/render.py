@@ -1,0 +1,273 @@
+"""``halt-eval report``: one self-contained HTML file for one or more scored runs.
+
+The page holds a summary table per task and run (correctness, completeness and F1 with 95%
+bootstrap intervals, abstention rate, samples), a correctness-versus-completeness plot per domain
+with one point per run, and every sample with its fragments coloured by verdict, each opening its
+evidence. The table and plots are static HTML and SVG; the samples travel as JSON inside the page
+and are drawn a page at a time by a small inline script, so 10,000 samples stay responsive. No
+network, no CDN. Renders from serialized rows alone: no judge is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from halt_eval.metrics import summarize
+from halt_eval.runs import Run, RunError, load_run
+from halt_eval.types import LABELS
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+#: Okabe-Ito colours, distinguishable with the common colour-vision deficiencies.
+RUN_COLOURS: tuple[str, ...] = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+)
+#: Plot geometry in SVG user units (pixels at 100% zoom).
+PLOT_WIDTH_PX, PLOT_HEIGHT_PX, PLOT_MARGIN_PX = 380, 320, 48
+#: Point radius of the first run; each later run is drawn smaller and on top, so points that
+#: coincide show as concentric rings instead of hiding each other.
+POINT_RADIUS_PX, POINT_RADIUS_STEP_PX, POINT_RADIUS_MIN_PX = 9.0, 2.5, 3.0
+#: Samples drawn per page by the inline script.
+PAGE_SIZE = 25
+_KINDS = ("independent", "dependent")
+
+
+@dataclass(frozen=True, slots=True)
+class PlotPoint:
+    """One run on a domain's plot, in SVG coordinates, with its 95% intervals as whiskers."""
+
+    run: str
+    colour: str
+    x: float
+    y: float
+    x_lo: float
+    x_hi: float
+    y_lo: float
+    y_hi: float
+    radius: float
+    title: str
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _ci_text(ci: Sequence[float] | None) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def _display_names(runs: Sequence[Run]) -> list[str]:
+    """Run names, with each name shared by several runs replaced by its path."""
+    names = [r.name for r in runs]
+    return [str(r.path) if names.count(r.name) > 1 else r.name for r in runs]
+
+
+def _domain(task: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    domain = rows[0].get("domain") if rows else None
+    return str(domain) if domain else task
+
+
+def _scale(value: float, axis: str) -> float:
+    """Map a metric in [0, 1] to SVG x (``axis="x"``) or y (drawn upwards)."""
+    if axis == "x":
+        return PLOT_MARGIN_PX + value * (PLOT_WIDTH_PX - 1.5 * PLOT_MARGIN_PX)
+    return PLOT_HEIGHT_PX - PLOT_MARGIN_PX - value * (PLOT_HEIGHT_PX - 1.5 * PLOT_MARGIN_PX)
+
+
+def _plots(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, Any]]:
+    """One plot per domain: each run's rows of that domain pooled into one point."""
+    by_domain: dict[str, list[list[dict[str, Any]]]] = {}
+    for i, run in enumerate(runs):
+        for task, rows in run.tasks.items():
+            by_domain.setdefault(_domain(task, rows), [[] for _ in runs])[i].extend(rows)
+    plots = []
+    for domain in sorted(by_domain):
+        points, missing = [], []
+        for i, rows in enumerate(by_domain[domain]):
+            if not rows:
+                continue
+            s = summarize(rows)
+            corr, comp = s["correctness"], s["completeness"]
+            if corr is None or comp is None:
+                missing.append(names[i])
+                continue
+            cci = s["correctness_ci"] or [corr, corr]
+            pci = s["completeness_ci"] or [comp, comp]
+            points.append(PlotPoint(
+                run=names[i], colour=RUN_COLOURS[i % len(RUN_COLOURS)],
+                x=_scale(comp, "x"), y=_scale(corr, "y"),
+                x_lo=_scale(pci[0], "x"), x_hi=_scale(pci[1], "x"),
+                y_lo=_scale(cci[0], "y"), y_hi=_scale(cci[1], "y"),
+                radius=max(POINT_RADIUS_MIN_PX, POINT_RADIUS_PX - POINT_RADIUS_STEP_PX * i),
+                title=(f"{names[i]} ({domain}, n={s['n']}): correctness {corr:.3f} "
+                       f"{_ci_text(cci)}, completeness {comp:.3f} {_ci_text(pci)}"),
+            ))
+        plots.append({"domain": domain, "points": points, "missing": missing})
+    return plots
+
+
+def _summary_rows(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, Any]]:
+    tasks = sorted({t for r in runs for t in r.tasks})
+    out = []
+    for task in tasks:
+        for i, run in enumerate(runs):
+            if task not in run.tasks:
+                continue
+            s = summarize(run.tasks[task])
+            total = sum(s["verdicts"].values())
+            out.append({
+                "task": task, "run": names[i], "run_index": i,
+                "colour": RUN_COLOURS[i % len(RUN_COLOURS)], "n": s["n"],
+                "cells": [(_fmt(s[m]), _ci_text(s[f"{m}_ci"])) for m in ("correctness", "completeness", "f1")],
+                "abstention": _fmt(s["abstention_rate"]),
+                "errors": s["errors"],
+                "verdicts": [(label, s["verdicts"].get(label, 0),
+                              100.0 * s["verdicts"].get(label, 0) / total if total else 0.0)
+                             for label in LABELS],
+            })
+    return out
+
+
+def _sample_data(runs: Sequence[Run], names: Sequence[str]) -> dict[str, Any]:
+    """The compact JSON the inline script draws samples from.
+
+    Prompts and references are stored once per ``(task, id)`` and shared by the runs; a
+    fragment's text is ``null`` when it equals the answer text at its span.
+    """
+    tasks = sorted({t for r in runs for t in r.tasks})
+    docs: dict[tuple[str, str], int] = {}
+    doc_rows: list[list[Any]] = []
+    samples: list[tuple[int, int, dict[str, Any]]] = []
+    for ri, run in enumerate(runs):
+        for task, rows in run.tasks.items():
+            for row in rows:
+                key = (task, row["id"])
+                if key not in docs:
+                    docs[key] = len(doc_rows)
+                    doc_rows.append([tasks.index(task), row["id"], row.get("prompt", ""),
+                                     row.get("reference") or {}])
+                samples.append((docs[key], ri, row))
+    # Same document across runs side by side, documents in the order first seen.
+    samples.sort(key=lambda s: (doc_rows[s[0]][0], s[0], s[1]))
+    return {
+        "runs": list(names),
+        "colours": [RUN_COLOURS[i % len(RUN_COLOURS)] for i in range(len(runs))],
+        "tasks": tasks,
+        "labels": list(LABELS),
+        "kinds": list(_KINDS),
+        "pageSize": PAGE_SIZE,
+        "docs": doc_rows,
+        "samples": [_sample(d, ri, row) for d, ri, row in samples],
+    }
+
+
+def _sample(doc: int, run_index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    text = row["response"]
+    out: dict[str, Any] = {
+        "d": doc, "r": run_index, "t": text,
+        "m": row.get("marker_offset"), "a": bool(row.get("abstained")),
+        "c": row.get("correctness"), "p": row.get("completeness"), "f": row.get("f1"),
+        "fr": [
+            [f["span"][0], f["span"][1], LABELS.index(f["verdict"]),
+             _KINDS.index(f["kind"]) if f.get("kind") in _KINDS else 0,
+             None if text[f["span"][0]:f["span"][1]] == f.get("text") else f.get("text", ""),
+             f.get("reason", ""), f.get("explanation", ""), f.get("evidence") or {}, f.get("judge", "")]
+            for f in row["fragments"]
+        ],
+    }
+    for key, short in (("error", "e"), ("evidence", "ev"), ("solved", "s"), ("n_desired", "nd")):
+        if row.get(key) not in (None, {}, ""):
+            out[short] = row[key]
+    if row.get("coverage"):
+        out["cov"] = [[LABELS.index(v["verdict"]), v.get("reason", ""), v.get("explanation", ""),
+                       v.get("evidence") or {}, v.get("judge", "")] for v in row["coverage"]]
+    return out
+
+
+def _script_json(data: Any) -> Markup:
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&`` survive,
+    so model text cannot close the element or open a comment."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return Markup(text)
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+                              autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def render(runs: Sequence[Run], *, title: str = "halt-eval report") -> str:
+    """Render runs to one self-contained HTML page.
+
+    Args:
+        runs: One or more loaded runs; with several, each task and domain compares them.
+        title: Page title.
+
+    Returns:
+        The HTML text.
+
+    Raises:
+        ValueError: ``runs`` is empty.
+    """
+    if not runs:
+        raise ValueError("render() needs at least one run")
+    names = _display_names(runs)
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        title=title,
+        runs=[{"name": n, "colour": RUN_COLOURS[i % len(RUN_COLOURS)], "source": r.source,
+               "path": str(r.path), "n": r.n_samples, "tasks": sorted(r.tasks)}
+              for i, (n, r) in enumerate(zip(names, runs))],
+        summary=_summary_rows(runs, names),
+        plots=_plots(runs, names),
+        plot={"w": PLOT_WIDTH_PX, "h": PLOT_HEIGHT_PX, "m": PLOT_MARGIN_PX,
+              "ticks": [(t / 5, _scale(t / 5, "x"), _scale(t / 5, "y")) for t in range(6)]},
+        labels=LABELS,
+        data=_script_json(_sample_data(runs, names)),
+    )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``halt-eval report`` options."""
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="a halt-eval score JSONL or folder of them, or an lm-eval output folder "
+                             "(the model folder, or its parent holding one model)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
+                        help="HTML file to write (default report.html)")
+    parser.add_argument("--name", action="append", default=None, metavar="NAME",
+                        help="display name of each run, in order (repeat once per RUN)")
+    parser.add_argument("--title", default="halt-eval report", help="page title")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the runs, write the report, and print where; 2 on unreadable input."""
+    if args.name is not None and len(args.name) != len(args.runs):
+        print(f"halt-eval report: error: --name given {len(args.name)} time(s) for "
+              f"{len(args.runs)} run(s)", file=sys.stderr)
+        return 2
+    names = args.name or [None] * len(args.runs)
+    try:
+        runs = [load_run(path, name) for path, name in zip(args.runs, names)]
+    except RunError as e:
+        print(f"halt-eval report: error: {e}", file=sys.stderr)
+        return 2
+    for r in runs:
+        for note in r.skipped:
+            print(f"halt-eval report: skipped {note}", file=sys.stderr)
+    html = render(runs, title=args.title)
+    args.output.write_text(html, encoding="utf-8")
+    n = sum(r.n_samples for r in runs)
+    print(f"wrote {args.output} ({len(html.encode('utf-8')) / 1e6:.1f} MB, {len(runs)} run(s), {n:,} samples)")
+    return 0

@@ -1,0 +1,147 @@
+"""``halt-eval report`` rendered from serialized rows: structure, escaping of model text, and the
+abstention marker. The browser checks are in ``test_report_browser.py``."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from halt_eval.cli import main
+from halt_eval.runs import load_run
+from halt_eval.reports.render import render
+from halt_runs import MARKER, scored_row, write_jsonl, write_lmeval_dir
+
+HOSTILE = '</script><img src=x onerror="alert(1)"><!-- & \u2028'
+
+
+class _Collect(HTMLParser):
+    """Start tags with their attributes, and the text of the JSON data element."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.data_json = ""
+        self._in_data = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_data = tag == "script" and dict(attrs).get("id") == "halt-data"
+
+    def handle_endtag(self, tag):
+        self._in_data = False
+
+    def handle_data(self, data):
+        if self._in_data:
+            self.data_json += data
+
+
+def _parse(html: str) -> _Collect:
+    p = _Collect()
+    p.feed(html)
+    return p
+
+
+@pytest.fixture()
+def two_runs(tmp_path):
+    """A score-output folder and an lm-eval folder, two tasks each, one marker answer."""
+    a = [scored_row("1", ["correct", "incorrect"], after_marker="maybe more"),
+         scored_row("2", ["correct", "unverifiable", "correct"])]
+    b = [scored_row("1", ["correct", "correct"]), scored_row("2", ["incorrect"])]
+    m = [scored_row("7", ["correct"], task="halt_math", domain="math")]
+    write_jsonl(tmp_path / "a" / "bio.jsonl", a)
+    write_jsonl(tmp_path / "a" / "math.jsonl", m)
+    write_lmeval_dir(tmp_path / "lm", "org/model-b", {"halt_bio": b, "halt_math": m})
+    return [load_run(tmp_path / "a"), load_run(tmp_path / "lm")]
+
+
+def test_the_summary_has_one_row_per_task_and_run_with_intervals(two_runs):
+    html = render(two_runs)
+    rows = [a for t, a in _parse(html).tags if t == "tr" and "data-task" in a]
+    assert [(r["data-task"], r["data-run"]) for r in rows] == [
+        ("halt_bio", "0"), ("halt_bio", "1"), ("halt_math", "0"), ("halt_math", "1")]
+    # halt_bio of run a: correctness 0.5 and 2/3, mean 0.583; interval from two samples.
+    assert re.search(r"<td>0\.583<span class=\"ci\">\[0\.500, 0\.667\]</span></td>", html)
+
+
+def test_each_domain_has_a_plot_with_one_point_per_run(two_runs):
+    tags = _parse(render(two_runs)).tags
+    figures = [a["data-domain"] for t, a in tags if t == "figure"]
+    points = [a["data-run"] for t, a in tags if t == "g" and a.get("class") == "point"]
+    assert figures == ["bio", "math"]
+    assert points == ["a", "org/model-b", "a", "org/model-b"]
+
+
+def test_every_sample_and_fragment_travels_in_the_embedded_json(two_runs):
+    data = json.loads(_parse(render(two_runs)).data_json)
+    assert data["runs"] == ["a", "org/model-b"]
+    assert len(data["samples"]) == 6
+    # Prompts are stored once per document and shared by both runs.
+    assert len(data["docs"]) == 3
+    first = data["samples"][0]
+    assert [f[2] for f in first["fr"]] == [0, 1]  # correct, incorrect
+    assert first["fr"][0][4] is None  # fragment text equals the answer at its span
+    assert first["fr"][1][7] == {"passage": "passage for claim 1"}
+
+
+def test_text_after_the_marker_keeps_its_offset_and_no_fragment_reaches_it(two_runs):
+    data = json.loads(_parse(render(two_runs)).data_json)
+    s = data["samples"][0]
+    assert s["a"] is True
+    assert s["t"][s["m"]:] == f"{MARKER} maybe more"
+    assert all(f[1] <= s["m"] for f in s["fr"])
+
+
+def test_model_text_cannot_break_out_of_the_page(tmp_path):
+    row = scored_row("x<1>", ["incorrect"], after_marker=HOSTILE, prompt=HOSTILE)
+    row["fragments"][0]["evidence"] = {"log": HOSTILE}
+    run = load_run(write_jsonl(tmp_path / "evil.jsonl", [row]), name='<b onmouseover="x">run</b>')
+    html = render([run])
+    assert "<img" not in html and "<!--" not in html and "<b onmouseover" not in html
+    assert html.count("</script>") == 2  # the data element's and the script's own
+    data = json.loads(_parse(html).data_json)
+    assert data["samples"][0]["t"].endswith(HOSTILE)
+    assert data["docs"][0][2] == HOSTILE and data["runs"] == ['<b onmouseover="x">run</b>']
+
+
+def test_an_answer_with_no_fragments_is_listed_as_empty_and_abstained(tmp_path):
+    run = load_run(write_jsonl(tmp_path / "e.jsonl", [scored_row("1", [], after_marker="no idea")]))
+    data = json.loads(_parse(render([run])).data_json)
+    s = data["samples"][0]
+    assert s["fr"] == [] and s["a"] is True and s["c"] is None and s["m"] == 0
+
+
+def test_two_runs_with_one_name_are_told_apart_by_path(tmp_path):
+    rows = [scored_row("1", ["correct"])]
+    first = load_run(write_jsonl(tmp_path / "x" / "run.jsonl", rows))
+    second = load_run(write_jsonl(tmp_path / "y" / "run.jsonl", rows))
+    data = json.loads(_parse(render([first, second])).data_json)
+    assert data["runs"] == [str(tmp_path / "x" / "run.jsonl"), str(tmp_path / "y" / "run.jsonl")]
+
+
+def test_the_cli_writes_the_report_and_rejects_unreadable_input(tmp_path, capsys):
+    run = write_jsonl(tmp_path / "r.jsonl", [scored_row("1", ["correct"])])
+    out = tmp_path / "report.html"
+    assert main(["report", str(run), "-o", str(out), "--name", "ckpt-1"]) == 0
+    assert "ckpt-1" in out.read_text()
+    assert main(["report", str(tmp_path / "missing"), "-o", str(out)]) == 2
+    assert main(["report", str(run), str(run), "--name", "only-one"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_rendering_imports_no_judge(tmp_path):
+    run = write_jsonl(tmp_path / "r.jsonl", [scored_row("1", ["correct"])])
+    code = (
+        "import sys\n"
+        "from halt_eval.runs import load_run\n"
+        "from halt_eval.reports.render import render\n"
+        f"render([load_run({str(run)!r})])\n"
+        "heavy = [m for m in sys.modules if m.startswith('halt_eval.judges') or m in ('sympy', 'bm25s', 'torch', 'lm_eval')]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)

@@ -1,0 +1,69 @@
+"""``halt_eval.runs.load_run`` on the layouts written by ``halt-eval score`` and lm-eval."""
+
+from __future__ import annotations
+
+import pytest
+
+from halt_eval.runs import RunError, load_run
+from halt_runs import scored_row, write_jsonl, write_lmeval_dir
+
+ROWS = [scored_row("a", ["correct", "incorrect"]), scored_row("b", [])]
+
+
+def test_an_lmeval_sample_row_is_rebuilt_as_the_serialized_row(tmp_path):
+    write_lmeval_dir(tmp_path, "org/m", {"halt_bio": ROWS})
+    run = load_run(tmp_path / "org__m")
+    assert run.source == "lm-eval" and run.name == "org/m"
+    assert run.tasks["halt_bio"] == ROWS
+
+
+def test_the_parent_of_a_single_model_folder_is_accepted(tmp_path):
+    write_lmeval_dir(tmp_path, "m", {"halt_bio": ROWS})
+    assert load_run(tmp_path).tasks["halt_bio"] == ROWS
+
+
+def test_the_latest_timestamp_of_each_task_wins(tmp_path):
+    write_lmeval_dir(tmp_path, "m", {"halt_bio": ROWS[:1]}, stamp="2026-11-25T09-00-00.000001")
+    write_lmeval_dir(tmp_path, "m", {"halt_bio": ROWS}, stamp="2026-11-26T09-00-00.000001")
+    assert len(load_run(tmp_path).tasks["halt_bio"]) == 2
+
+
+def test_a_parent_of_two_model_folders_is_ambiguous(tmp_path):
+    write_lmeval_dir(tmp_path, "m1", {"halt_bio": ROWS})
+    write_lmeval_dir(tmp_path, "m2", {"halt_bio": ROWS})
+    with pytest.raises(RunError, match=r"several lm-eval model folders \(m1, m2\)"):
+        load_run(tmp_path)
+
+
+def test_a_task_without_fragments_is_skipped_and_said_so(tmp_path):
+    write_lmeval_dir(tmp_path, "m", {"halt_bio": ROWS})
+    write_jsonl(tmp_path / "m" / "samples_arc_easy_2026-11-26T10-00-00.000001.jsonl",
+                [{"doc_id": 0, "doc": {}, "resps": [["A"]], "acc": 1.0}])
+    run = load_run(tmp_path)
+    assert list(run.tasks) == ["halt_bio"]
+    assert "arc_easy" in run.skipped[0]
+
+
+def test_score_rows_without_a_task_take_it_from_the_domain(tmp_path):
+    rows = [{**r, "task": ""} for r in ROWS]
+    run = load_run(write_jsonl(tmp_path / "bio.jsonl", rows))
+    assert list(run.tasks) == ["halt_bio"] and run.source == "score"
+
+
+def test_a_repeated_document_id_names_the_task_and_id(tmp_path):
+    path = write_jsonl(tmp_path / "dup.jsonl", [ROWS[0], ROWS[0]])
+    with pytest.raises(RunError, match="task 'halt_bio' has document id 'a' twice"):
+        load_run(path)
+
+
+def test_nan_for_an_undefined_value_reads_as_null(tmp_path):
+    path = tmp_path / "nan.jsonl"
+    path.write_text(write_jsonl(tmp_path / "ok.jsonl", ROWS[1:]).read_text().replace('"correctness": null', '"correctness": NaN'))
+    assert load_run(path).tasks["halt_bio"][0]["correctness"] is None
+
+
+def test_a_bad_line_is_named_by_file_and_line(tmp_path):
+    path = write_jsonl(tmp_path / "r.jsonl", ROWS)
+    path.write_text(path.read_text() + '{"id": 3, "response": 5, "fragments": []}\n')
+    with pytest.raises(RunError, match=r"r\.jsonl:3: field 'response' is missing or not a string"):
+        load_run(path)
