@@ -200,6 +200,12 @@ def _read_rows(f: Path, *, default_task: str) -> tuple[list[dict[str, Any]] | No
 
 
 def _from_lmeval(sample: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Rebuild a serialized row from an lm-eval sample.
+
+    lm-eval's ``process_results`` leaves ``prompt``, ``reference`` and ``response`` out of
+    ``details`` (they are in the sample already), so they are taken from ``doc`` and
+    ``filtered_resps`` (else ``resps``) when missing; spans index into that response text.
+    """
     details = sample["details"]
     if not isinstance(details, Mapping):
         raise RunError(f"{where}: field 'details' must be an object, got {type(details).__name__}")
@@ -207,8 +213,39 @@ def _from_lmeval(sample: Mapping[str, Any], where: str) -> dict[str, Any]:
     for key in _LMEVAL_METRIC_KEYS:
         if key not in row and key in sample:
             row[key] = sample[key]
-    row.setdefault("id", str(sample["doc_id"]))
+    doc = sample.get("doc") if isinstance(sample.get("doc"), Mapping) else {}
+    row.setdefault("id", str(doc.get("id", sample["doc_id"])))
+    if "response" not in row:
+        text = _first_text(sample.get("filtered_resps")) or _first_text(sample.get("resps"))
+        if text is not None:
+            row["response"] = text
+    row.setdefault("prompt", str(doc.get("prompt", "")))
+    if "reference" not in row:
+        row["reference"] = _reference(doc.get("reference"), where)
+    for key in ("task", "domain"):
+        if not row.get(key) and doc.get(key):
+            row[key] = doc[key]
     return row
+
+
+def _first_text(value: Any) -> str | None:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return value if isinstance(value, str) else None
+
+
+def _reference(value: Any, where: str) -> dict[str, Any]:
+    """A doc's reference: an object, or the JSON text of one (as the halt tasks store it)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise RunError(f"{where}: doc.reference is not JSON ({e.msg})") from e
+    if not isinstance(value, Mapping):
+        raise RunError(f"{where}: doc.reference must be an object, got {type(value).__name__}")
+    return dict(value)
 
 
 def _check_row(row: dict[str, Any], where: str, default_task: str) -> None:

@@ -62,16 +62,24 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
 
 def write_lmeval_dir(root: Path, model: str, rows_by_task: dict[str, Sequence[dict[str, Any]]],
                      stamp: str = LMEVAL_STAMP) -> Path:
-    """Lay rows out as ``lm_eval --output_path root --log_samples`` would; return ``root``."""
+    """Lay rows out as ``lm_eval --output_path root --log_samples`` with the halt tasks would.
+
+    As ``halt_eval.lmeval.process_results`` does, undefined metrics are NaN, and ``prompt``,
+    ``reference`` and ``response`` are left out of ``details`` (they are in ``doc`` and
+    ``resps``). Returns ``root``.
+    """
     model_dir = root / model.replace("/", "__")
     model_dir.mkdir(parents=True, exist_ok=True)
     results = {"results": {}, "configs": {}, "model_name": model, "config": {"model": "hf"}}
     for task, rows in rows_by_task.items():
         samples = []
         for i, row in enumerate(rows):
-            top = {k: row[k] for k in LMEVAL_TOP_KEYS}
-            details = {k: v for k, v in row.items() if k not in (*LMEVAL_TOP_KEYS, "fragments")}
-            samples.append({"doc_id": i, "doc": {"question": row["prompt"]}, "target": "",
+            top = {k: float("nan") if row[k] is None else row[k] for k in LMEVAL_TOP_KEYS}
+            details = {k: v for k, v in row.items()
+                       if k not in ("fragments", "prompt", "reference", "response")}
+            doc = {"id": row["id"], "task": task, "domain": row["domain"], "source": "test",
+                   "prompt": row["prompt"], "reference": json.dumps(row["reference"])}
+            samples.append({"doc_id": i, "doc": doc, "target": "",
                             "arguments": [[row["prompt"], {}]], "resps": [[row["response"]]],
                             "filtered_resps": [row["response"]], **top,
                             "micro_correctness": [row["n_correct"], row["n_given"]],
