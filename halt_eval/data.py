@@ -235,3 +235,41 @@ def doc_to_reference(doc: dict) -> dict:
 def doc_to_prompt(doc: dict) -> str:
     """The prompt of a doc."""
     return str(doc.get("prompt", ""))
+
+
+def factscore_corpus(factscore_dir: str | Path, out_path: str | Path,
+                     topics: list[str] | None = None) -> Path:
+    """Write a JSONL corpus ``{title, text}`` per topic from FActScore's human-``S`` facts.
+
+    The Wikipedia texts behind FActScore's labels are not available offline; the facts human
+    annotators marked supported, pooled over the labelled files (``*.jsonl``) in
+    ``factscore_dir``, stand in for them. Bio scores against this corpus test the pipeline on
+    real answers; they are not scores against Wikipedia.
+
+    Args:
+        factscore_dir: Folder with FActScore labelled files (``ChatGPT.dev.jsonl`` ...).
+        out_path: Where to write the corpus.
+        topics: Keep only these topics (default: all labelled topics).
+
+    Returns:
+        ``out_path``.
+    """
+    facts: dict[str, list[str]] = {}
+    for path in sorted(Path(factscore_dir).glob("*.jsonl")):
+        for row in _jsonl(path):
+            if topics is not None and row["topic"] not in topics:
+                continue
+            bucket = facts.setdefault(row["topic"], [])
+            for sentence in row.get("annotations") or []:
+                bucket += [f["text"] for f in sentence.get("human-atomic-facts") or []
+                           if f.get("label") == "S" and f["text"] not in bucket]
+    out_path = Path(out_path)
+    with out_path.open("w", encoding="utf-8") as fh:
+        for topic, texts in facts.items():
+            fh.write(json.dumps({"title": topic, "text": " ".join(texts)}, ensure_ascii=False) + "\n")
+    return out_path
+
+
+def factscore_topics(factscore_dir: str | Path) -> list[str]:
+    """Topics that have human labels in ``factscore_dir`` (the dev half, here)."""
+    return sorted({row["topic"] for p in Path(factscore_dir).glob("*.jsonl") for row in _jsonl(p)})
