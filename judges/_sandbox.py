@@ -157,7 +157,7 @@ class Sandbox:
         python: Interpreter run inside the sandbox. By default the harness's own
             interpreter, or ``/usr/bin/python3`` when ours is not readable by the
             unprivileged sandbox user (a pyenv under ``/root``).
-        workers: Runs at once in ``run_many``; defaults to the number of CPUs.
+        workers: Runs at once in ``run_many``; defaults to twice the number of CPUs.
 
     Raises:
         RuntimeError: bubblewrap is missing or cannot create namespaces here, or no usable
@@ -171,7 +171,8 @@ class Sandbox:
             raise ValueError(f"sandbox mode must be 'bwrap' or 'none', got {mode!r}")
         self.mode: SandboxMode = mode
         self.limits = limits or Limits()
-        self.workers = workers or os.cpu_count() or 1
+        # Twice the CPUs: part of each run is spent waiting on the kernel to build namespaces.
+        self.workers = workers or 2 * (os.cpu_count() or 1)
         self._as_nobody = mode == "bwrap" and os.geteuid() == 0
         self.python = python or self._default_python()
         self._bwrap = shutil.which(BWRAP) if mode == "bwrap" else None

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import linecache
 import math
 import os
 import signal
@@ -234,8 +235,10 @@ class _Runner:
 
     def run(self):
         job = self.job
+        src = job["code"]
+        linecache.cache[ANSWER_FILE] = (len(src), None, src.splitlines(True), ANSWER_FILE)
         try:
-            code = compile(job["code"], ANSWER_FILE, "exec", dont_inherit=True)
+            code = compile(src, ANSWER_FILE, "exec", dont_inherit=True)
         except SyntaxError as e:
             self.emit({"ev": "syntax", "line": e.lineno, "msg": _short(str(e.msg))})
             return

@@ -8,7 +8,8 @@ Line verdicts (reason codes in brackets):
 - All tests pass: every line ``correct`` [``tests_pass``]; ``Judgement.solved`` is True.
 - Otherwise the first incorrect line is, in order of preference:
   a syntax error's line [``syntax_error``]; the innermost answer line of an exception
-  raised while loading the answer or in the first test that raised one [``exception``];
+  raised while loading the answer or in the first test that raised one [``exception``],
+  or the answer line that was running when a test hit its time limit [``timeout``];
   the most suspicious line by spectrum-based fault localisation [``fault_localised``]:
   Ochiai over per-test line coverage gathered in the sandbox with ``sys.settrace``, each
   score halved when the line also occurs (whitespace-normalised) in the reference
@@ -16,7 +17,6 @@ Line verdicts (reason codes in brackets):
   else, when no answer line ran in a failing test (a missing function, a wrong
   signature), the ``def`` line of the entry point or the first line
   [``unlocalised_failure``]. Lines before it are ``correct`` [``before_first_error``].
-  A test that exceeds its time limit is a failing test for localisation.
 - An answer cut short by an abstention marker ("Unsure from Here"): the judge sees the code
   before the marker. An unfinished last statement (an open block, bracket or string) is
   dropped, and a block left empty gets ``pass``. If the prefix passes every test, it is
@@ -92,6 +92,7 @@ REASONS: dict[str, str] = {
     "before_first_error": "comes before the first incorrect line",
     "syntax_error": "the code does not compile at this line",
     "exception": "an exception was raised at this line",
+    "timeout": "this line was running when a test hit its time limit",
     "fault_localised": "most suspicious line by spectrum-based fault localisation",
     "unlocalised_failure": "tests fail and no answer line ran in a failing test",
     "cut_prefix": "the answer stops at an abstention marker with no error evidenced so far",
@@ -206,7 +207,7 @@ class SandboxJudge:
         test_timeout_s: Time limit of one test.
         max_run_s: Ceiling on one sandbox run.
         memory_bytes: Address space of each sandboxed process.
-        workers: Sandboxes run at once; defaults to the number of CPUs.
+        workers: Sandboxes run at once; defaults to twice the number of CPUs.
         markers: Abstention markers, to tell an answer cut short from a finished one
             (the scorer's markers; the judge re-cuts the answer to find its code).
         python: Interpreter inside the sandbox (see ``_sandbox.Sandbox``).
@@ -436,7 +437,7 @@ class SandboxJudge:
         loc_events = loc[1] if loc else []
         loc_failed = [e for e in loc_events if e.get("ev") == "test" and e["status"] != "pass"]
         for e in (loc_failed or failed):
-            if e["status"] == "error":
+            if e["status"] in ("error", "timeout"):
                 errors.append((e["i"], e.get("error") or {}, e))
         for where, err, ev in errors:
             line = err.get("line")
@@ -444,8 +445,8 @@ class SandboxJudge:
                 continue
             if plan.cut and err.get("type") in ("NameError", "UnboundLocalError"):
                 continue
-            return {"line": line, "reason": "exception",
-                    "evidence": _failure_evidence(ev, err, where)}
+            reason = "timeout" if ev and ev.get("status") == "timeout" else "exception"
+            return {"line": line, "reason": reason, "evidence": _failure_evidence(ev, err, where)}
         if plan.cut:
             return {"line": None, "reason": "cut_prefix",
                     "evidence": _failure_evidence(failed[0], failed[0].get("error") or {}, failed[0]["i"])
@@ -658,7 +659,7 @@ def _needs_localisation(plan: _Plan, events: list[dict]) -> bool:
     failed = [e for e in tests if e["status"] != "pass"]
     if not failed:
         return False
-    return not any(e["status"] == "error" and (e.get("error") or {}).get("line") is not None
+    return not any(e["status"] in ("error", "timeout") and (e.get("error") or {}).get("line") is not None
                    for e in failed)
 
 
@@ -679,9 +680,10 @@ def _events(res: RunResult) -> list[dict]:
 def _failure_evidence(ev: dict | None, err: Mapping[str, Any], where: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"failed_test": where}
     if ev:
-        for key in ("test", "expected", "actual", "status"):
+        for key in ("test", "expected", "actual"):
             if key in ev:
                 out[key] = ev[key]
+        out["test_status"] = ev.get("status")
     if err:
         out["error"] = f"{err.get('type')}: {err.get('msg')}"
         if err.get("where"):
