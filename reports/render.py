@@ -37,6 +37,12 @@ PLOT_WIDTH_PX, PLOT_HEIGHT_PX, PLOT_MARGIN_PX = 380, 320, 48
 POINT_RADIUS_PX, POINT_RADIUS_STEP_PX, POINT_RADIUS_MIN_PX = 9.0, 2.5, 3.0
 #: Samples drawn per page by the inline script.
 PAGE_SIZE = 25
+#: Evidence strings at least this long that occur more than once (a passage retrieved for
+#: several facts, a test log shared by a program's lines) are stored once in a string table.
+SHARED_STRING_MIN_CHARS = 48
+#: Prefix of a string-table reference inside evidence; a real string that starts with it is
+#: escaped by doubling the prefix.
+_REF = "\u0001"
 _KINDS = ("independent", "dependent")
 
 
@@ -140,7 +146,8 @@ def _sample_data(runs: Sequence[Run], names: Sequence[str]) -> dict[str, Any]:
     """The compact JSON the inline script draws samples from.
 
     Prompts and references are stored once per ``(task, id)`` and shared by the runs; a
-    fragment's text is ``null`` when it equals the answer text at its span.
+    fragment's text is ``null`` when it equals the answer text at its span; repeated long
+    evidence strings are stored once (``_SharedStrings``).
     """
     tasks = sorted({t for r in runs for t in r.tasks})
     docs: dict[tuple[str, str], int] = {}
@@ -157,6 +164,7 @@ def _sample_data(runs: Sequence[Run], names: Sequence[str]) -> dict[str, Any]:
                 samples.append((docs[key], ri, row))
     # Same document across runs side by side, documents in the order first seen.
     samples.sort(key=lambda s: (doc_rows[s[0]][0], s[0], s[1]))
+    table = _SharedStrings([row for _d, _r, row in samples])
     return {
         "runs": list(names),
         "colours": [RUN_COLOURS[i % len(RUN_COLOURS)] for i in range(len(runs))],
@@ -165,11 +173,59 @@ def _sample_data(runs: Sequence[Run], names: Sequence[str]) -> dict[str, Any]:
         "kinds": list(_KINDS),
         "pageSize": PAGE_SIZE,
         "docs": doc_rows,
-        "samples": [_sample(d, ri, row) for d, ri, row in samples],
+        "samples": [_sample(d, ri, row, table) for d, ri, row in samples],
+        "strings": table.strings,
     }
 
 
-def _sample(doc: int, run_index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+class _SharedStrings:
+    """Stores each long evidence string that occurs more than once in a table, once.
+
+    ``pack`` replaces such a string by ``_REF`` and its table index, and escapes a string that
+    starts with ``_REF`` by doubling it; the page's ``unpack`` reverses both.
+    """
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        counts: dict[str, int] = {}
+        for row in rows:
+            for evidence in _evidences(row):
+                for text in _strings(evidence):
+                    if len(text) >= SHARED_STRING_MIN_CHARS:
+                        counts[text] = counts.get(text, 0) + 1
+        self.strings = [t for t, c in counts.items() if c > 1]
+        self._index = {t: i for i, t in enumerate(self.strings)}
+
+    def pack(self, value: Any) -> Any:
+        """``value`` with shared strings replaced by references."""
+        if isinstance(value, str):
+            if value in self._index:
+                return f"{_REF}{self._index[value]}"
+            return _REF + value if value.startswith(_REF) else value
+        if isinstance(value, Mapping):
+            return {k: self.pack(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.pack(v) for v in value]
+        return value
+
+
+def _evidences(row: Mapping[str, Any]) -> list[Any]:
+    found = [f.get("evidence") for f in row["fragments"]]
+    found += [v.get("evidence") for v in row.get("coverage") or ()]
+    return [*found, row.get("evidence")]
+
+
+def _strings(value: Any):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def _sample(doc: int, run_index: int, row: Mapping[str, Any], table: _SharedStrings) -> dict[str, Any]:
     text = row["response"]
     out: dict[str, Any] = {
         "d": doc, "r": run_index, "t": text,
@@ -179,16 +235,22 @@ def _sample(doc: int, run_index: int, row: Mapping[str, Any]) -> dict[str, Any]:
             [f["span"][0], f["span"][1], LABELS.index(f["verdict"]),
              _KINDS.index(f["kind"]) if f.get("kind") in _KINDS else 0,
              None if text[f["span"][0]:f["span"][1]] == f.get("text") else f.get("text", ""),
-             f.get("reason", ""), f.get("explanation", ""), f.get("evidence") or {}, f.get("judge", "")]
+             f.get("reason", ""), f.get("explanation", ""), table.pack(f.get("evidence") or {}),
+             f.get("judge", "")]
             for f in row["fragments"]
         ],
     }
-    for key, short in (("error", "e"), ("evidence", "ev"), ("solved", "s"), ("n_desired", "nd")):
-        if row.get(key) not in (None, {}, ""):
-            out[short] = row[key]
+    if row.get("error"):
+        out["e"] = row["error"]
+    if row.get("solved") is not None:
+        out["s"] = bool(row["solved"])
+    if row.get("n_desired") is not None:
+        out["nd"] = row["n_desired"]
+    if row.get("evidence"):
+        out["ev"] = table.pack(row["evidence"])
     if row.get("coverage"):
         out["cov"] = [[LABELS.index(v["verdict"]), v.get("reason", ""), v.get("explanation", ""),
-                       v.get("evidence") or {}, v.get("judge", "")] for v in row["coverage"]]
+                       table.pack(v.get("evidence") or {}), v.get("judge", "")] for v in row["coverage"]]
     return out
 
 

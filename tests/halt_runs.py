@@ -14,6 +14,8 @@ from typing import Any
 from halt_eval.types import Fragment, Response, ScoredResponse, Verdict
 
 MARKER = "Unsure from Here"
+#: Evidence every fragment shares (a retrieved document), long enough to be stored once.
+SHARED_PASSAGE = "Ada Lovelace (1815-1852) was an English mathematician, known for her notes on the Analytical Engine."
 #: lm-eval writes these beside ``details`` in each sample row.
 LMEVAL_TOP_KEYS = ("correctness", "completeness", "f1", "abstained", "n_given", "n_correct")
 LMEVAL_STAMP = "2026-11-26T10-00-00.000001"
@@ -38,7 +40,7 @@ def scored_row(doc_id: str, labels: Sequence[str], *, task: str = "halt_bio", do
         sentence = f"Claim {k} about {doc_id}."
         frags.append(Fragment(k, sentence, (pos, pos + len(sentence)), "independent"))
         verdicts.append(Verdict(label, "bm25@1", "supported" if label == "correct" else "contradicted",
-                                f"explanation of claim {k}", {"passage": f"passage for claim {k}"}))
+                                f"explanation of claim {k}", {"passage": f"passage for claim {k}", "document": SHARED_PASSAGE}))
         pieces.append(sentence)
         pos += len(sentence) + 1
     text = " ".join(pieces)

@@ -15,7 +15,7 @@ import pytest
 from halt_eval.cli import main
 from halt_eval.runs import load_run
 from halt_eval.reports.render import render
-from halt_runs import MARKER, scored_row, write_jsonl, write_lmeval_dir
+from halt_runs import MARKER, SHARED_PASSAGE, scored_row, write_jsonl, write_lmeval_dir
 
 HOSTILE = '</script><img src=x onerror="alert(1)"><!-- & \u2028'
 
@@ -86,7 +86,17 @@ def test_every_sample_and_fragment_travels_in_the_embedded_json(two_runs):
     first = data["samples"][0]
     assert [f[2] for f in first["fr"]] == [0, 1]  # correct, incorrect
     assert first["fr"][0][4] is None  # fragment text equals the answer at its span
-    assert first["fr"][1][7] == {"passage": "passage for claim 1"}
+    assert first["fr"][1][7] == {"passage": "passage for claim 1", "document": "\u00010"}
+    assert data["strings"] == [SHARED_PASSAGE]
+
+
+def test_a_long_evidence_string_is_stored_once_and_a_lookalike_is_escaped(tmp_path):
+    rows = [scored_row(str(i), ["correct", "incorrect"]) for i in range(3)]
+    rows[0]["fragments"][0]["evidence"]["note"] = "\u0001" + "x" * 60
+    html = render([load_run(write_jsonl(tmp_path / "r.jsonl", rows))])
+    data = json.loads(_parse(html).data_json)
+    assert html.count(SHARED_PASSAGE) == 1
+    assert data["samples"][0]["fr"][0][7]["note"] == "\u0001\u0001" + "x" * 60
 
 
 def test_text_after_the_marker_keeps_its_offset_and_no_fragment_reaches_it(two_runs):

@@ -18,7 +18,7 @@ import pytest
 
 from halt_eval.runs import load_run
 from halt_eval.reports.render import render
-from halt_runs import scored_row, write_jsonl, write_lmeval_dir
+from halt_runs import SHARED_PASSAGE, scored_row, write_jsonl, write_lmeval_dir
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking")
@@ -78,7 +78,7 @@ def test_the_page_draws_its_table_plots_and_coloured_fragments(report):
     for label in ("correct", "incorrect", "unverifiable"):
         assert f'<mark class="frag {label}"' in dom and f'<details class="frag"' in dom
     assert re.search(r'<span class="abstained-text">Unsure from Here I would guess 1815\.</span>', dom)
-    assert re.search(r'<body[^>]* data-render-ms="[\d.]+"', dom)
+    assert re.search(r'<body[^>]* data-script-ms="[\d.]+" data-ready-ms="[\d.]+"', dom)
 
 
 def test_model_text_is_shown_as_text_not_run(report):
@@ -100,6 +100,7 @@ def test_a_click_on_a_verdict_opens_its_evidence(report, tmp_path):
     dom = _browse(clicked)
     assert 'data-opened="1"' in dom
     assert "passage for claim 1" in dom and "explanation of claim 1" in dom
+    assert SHARED_PASSAGE in dom  # a shared string is looked up in the table
 
 
 def test_a_screenshot_of_the_report_is_taken(report):

@@ -1,0 +1,197 @@
+"""Size and load time of the HTML report on large runs.
+
+Renders the report for ``--data`` runs (any paths ``halt-eval report`` reads), or, without
+``--data``, for synthetic runs built from ``halt_eval.types`` objects: ``--samples`` answers per
+run spread over the four domains, with fragments, verdicts and evidence sized like the judges'
+(math: a sympy expression; code: a test log; bio: three retrieved passages of 300 characters from
+a per-topic pool; med: a matched statement). Then, in headless Chromium, it loads the page and
+reads two timings the page records on ``<body>``: ``data-script-ms`` (parse the embedded JSON,
+filter, draw the first page) and ``data-ready-ms`` (since navigation: read and parse the HTML,
+then the script). The wall time of the whole Chromium process (start, load, dump the DOM, exit)
+is printed beside a blank page's, so the report's share can be read off.
+
+Each figure is the median of ``--repeat`` runs after one warm-up run that is not counted.
+There is no peer column to fill: no other tool writes a fragment-level report (PEERS §16).
+
+Usage:
+    python benchmarks/report_size.py [--data RUN ...] [--samples 10000] [--runs 1]
+        [--limit N] [--repeat 3] [--json OUT] [--no-browser]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from halt_eval.reports.render import render
+from halt_eval.runs import Run, load_run
+from halt_eval.types import DOMAINS, Fragment, Response, ScoredResponse, Verdict
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking")
+CHROMIUM_TIMEOUT_S = 300
+SEED = 0
+#: Share of fragments per verdict in the synthetic runs (correct, incorrect, unverifiable).
+VERDICT_WEIGHTS = (0.6, 0.25, 0.15)
+#: Share of synthetic answers that end with the abstention marker.
+ABSTAIN_SHARE = 0.1
+PASSAGE_CHARS = 300
+PASSAGES_PER_TOPIC = 8
+WORDS = ("the", "of", "solution", "value", "born", "river", "function", "returns", "patient",
+         "dose", "equals", "therefore", "list", "city", "award", "study", "treatment", "sum")
+
+
+def _sentence(rng: random.Random, n_words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n_words)).capitalize() + "."
+
+
+def _evidence(domain: str, rng: random.Random, pool: list[str]) -> dict[str, Any]:
+    if domain == "math":
+        return {"expression": f"{rng.randint(1, 99)}*x + {rng.randint(1, 99)}",
+                "reference": f"{rng.randint(1, 999)}/{rng.randint(1, 99)}", "simplified": "0"}
+    if domain == "code":
+        return {"test": f"assert f({rng.randint(0, 9)}) == {rng.randint(0, 99)}",
+                "log": "\n".join(_sentence(rng, 8) for _ in range(6)), "exit_code": rng.choice((0, 1))}
+    if domain == "bio":
+        return {"retrieval_source": "reference_passages", "profile": "bio",
+                "passages": [{"title": "Topic", "text": p, "bm25": round(rng.uniform(1, 20), 3)}
+                             for p in rng.sample(pool, 3)],
+                "cosine": round(rng.random(), 3)}
+    return {"statement": _sentence(rng, 12), "cosine": round(rng.random(), 3)}
+
+
+def synthetic_run(name: str, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` serialized rows over the four domains; the same ``seed`` gives the same prompts."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        domain = DOMAINS[i % len(DOMAINS)]
+        topic = random.Random(f"topic{i}")
+        pool = ["".join(_sentence(topic, 10) + " " for _ in range(4))[:PASSAGE_CHARS]
+                for _ in range(PASSAGES_PER_TOPIC)]
+        sentences = [_sentence(rng, rng.randint(6, 16)) for _ in range(rng.randint(3, 12))]
+        text, frags, verdicts = "", [], []
+        for k, s in enumerate(sentences):
+            start = len(text)
+            text += s + " "
+            frags.append(Fragment(k, s, (start, start + len(s)),
+                                  "dependent" if domain in ("math", "code") else "independent"))
+            label = rng.choices(("correct", "incorrect", "unverifiable"), VERDICT_WEIGHTS)[0]
+            verdicts.append(Verdict(label, f"{domain}@1", label, _sentence(rng, 10),
+                                    _evidence(domain, rng, pool)))
+        marker = None
+        if rng.random() < ABSTAIN_SHARE:
+            marker = len(text)
+            text += "Unsure from Here " + _sentence(rng, 12)
+        response = Response(str(i), domain, _sentence(topic, 14), text.rstrip(),  # type: ignore[arg-type]
+                            {"answer": _sentence(topic, 6)}, task=f"halt_{domain}")
+        rows.append(ScoredResponse(response, tuple(frags), tuple(verdicts), marker is not None,
+                                   n_desired=len(frags) + rng.randint(0, 3),
+                                   marker_offset=marker).to_dict())
+    return rows
+
+
+def _synthetic_runs(samples: int, runs: int, root: Path) -> list[Run]:
+    out = []
+    for r in range(runs):
+        path = root / f"ckpt-{r}.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in synthetic_run(path.stem, samples, SEED + r)))
+        out.append(load_run(path))
+    return out
+
+
+def _limit(run: Run, limit: int | None) -> Run:
+    if limit is None:
+        return run
+    tasks = {t: rows[:limit] for t, rows in run.tasks.items()}
+    return Run(run.name, tasks, run.source, run.path, run.files, run.skipped)
+
+
+def _chromium() -> str | None:
+    return os.environ.get("HALT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _load(browser: str, page: Path) -> tuple[float, dict[str, float]]:
+    """Wall seconds of a Chromium ``--dump-dom`` run, and the page's own timings (ms)."""
+    start = time.perf_counter()
+    done = subprocess.run([browser, *CHROMIUM_FLAGS, "--dump-dom", page.as_uri()], capture_output=True,
+                          text=True, timeout=CHROMIUM_TIMEOUT_S, check=True)
+    wall = time.perf_counter() - start
+    body = re.search(r"<body[^>]*>", done.stdout)
+    timings = dict(re.findall(r'data-(script|ready)-ms="([\d.]+)"', body.group(0) if body else ""))
+    return wall, {k: float(v) for k, v in timings.items()}
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values[1:]) if len(values) > 1 else values[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", nargs="+", metavar="RUN", help="runs to render (default: synthetic)")
+    parser.add_argument("--samples", type=int, default=10_000, help="synthetic samples per run (default 10000)")
+    parser.add_argument("--runs", type=int, default=1, help="synthetic runs (default 1)")
+    parser.add_argument("--limit", type=int, help="keep the first N rows of each task")
+    parser.add_argument("--repeat", type=int, default=3, help="counted repeats after one warm-up (default 3)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--browser", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the page in headless Chromium (default on)")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        runs = [load_run(p) for p in args.data] if args.data else _synthetic_runs(args.samples, args.runs, root)
+        runs = [_limit(r, args.limit) for r in runs]
+        n = sum(r.n_samples for r in runs)
+        n_frags = sum(len(row["fragments"]) for r in runs for rows in r.tasks.values() for row in rows)
+        page = root / "report.html"
+        render_s = []
+        for _ in range(args.repeat + 1):
+            start = time.perf_counter()
+            page.write_text(render(runs), encoding="utf-8")
+            render_s.append(time.perf_counter() - start)
+        figures: dict[str, Any] = {
+            "samples": n, "fragments": n_frags, "runs": len(runs),
+            "size_mb": page.stat().st_size / 1e6, "render_s": _median(render_s),
+        }
+        browser = _chromium() if args.browser else None
+        if args.browser and browser is None:
+            print("chromium not found: apt-get install -y chromium (or --no-browser)", file=sys.stderr)
+            return 2
+        if browser:
+            blank = root / "blank.html"
+            blank.write_text("<!DOCTYPE html><title>blank</title><body></body>")
+            loads = [_load(browser, page) for _ in range(args.repeat + 1)]
+            blanks = [_load(browser, blank)[0] for _ in range(args.repeat + 1)]
+            figures.update({
+                "chromium_wall_s": _median([w for w, _ in loads]),
+                "chromium_blank_wall_s": _median(blanks),
+                "page_script_ms": _median([t.get("script", float("nan")) for _, t in loads]),
+                "page_ready_ms": _median([t.get("ready", float("nan")) for _, t in loads]),
+            })
+    machine = f"{platform.machine()} {os.cpu_count()} cpu, {platform.python_implementation()} {platform.python_version()}"
+    print(f"measure | ours | peer | ratio | n | machine   (median of {args.repeat} after 1 warm-up)")
+    units = {"size_mb": "MB", "render_s": "s", "chromium_wall_s": "s", "chromium_blank_wall_s": "s",
+             "page_script_ms": "ms", "page_ready_ms": "ms"}
+    for key, unit in units.items():
+        if key in figures:
+            print(f"{key} | {figures[key]:.2f} {unit} | n/a | n/a | {n} samples, {n_frags} fragments | {machine}")
+    if args.json:
+        args.json.write_text(json.dumps({**figures, "machine": machine, "repeat": args.repeat}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
