@@ -160,7 +160,7 @@ def _sample_data(runs: Sequence[Run], names: Sequence[str]) -> dict[str, Any]:
                 if key not in docs:
                     docs[key] = len(doc_rows)
                     doc_rows.append([tasks.index(task), row["id"], row.get("prompt", ""),
-                                     row.get("reference") or {}])
+                                     row.get("reference") or {}, row.get("domain", "")])
                 samples.append((docs[key], ri, row))
     # Same document across runs side by side, documents in the order first seen.
     samples.sort(key=lambda s: (doc_rows[s[0]][0], s[0], s[1]))
