@@ -435,7 +435,8 @@ def _on_alarm(signum, frame):
 
 
 def main():
-    with open("/sandbox/job.json" if len(sys.argv) < 2 else sys.argv[1], encoding="utf-8") as fh:
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "job.json"), encoding="utf-8") as fh:
         job = json.load(fh)
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the answer's own prints go to the log, not the result channel

@@ -602,7 +602,7 @@ def _syntax_error(program: str) -> tuple[int | None, str] | None:
 
 # Messages of syntax errors an unfinished last statement produces.
 _TRUNCATION = re.compile(r"never closed|unexpected EOF|expected an indented block|"
-                         r"unterminated|incomplete input|EOF while scanning|expected ':'")
+                         r"unterminated triple-quoted|incomplete input|EOF while scanning")
 
 
 def _cut_explains(syntax: tuple[int | None, str], program: str) -> bool:
