@@ -1,4 +1,4 @@
-"""Builders of scored runs for the report and gate tests, from ``halt_eval.types`` objects.
+"""Builders of scored runs for the report and gate tests, and a headless Chromium to load pages.
 
 Rows come from ``ScoredResponse.to_dict``, so the tests read exactly what ``halt-eval score``
 and the lm-eval tasks serialize, without any judge installed.
@@ -7,9 +7,14 @@ and the lm-eval tasks serialize, without any judge installed.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from halt_eval.types import Fragment, Response, ScoredResponse, Verdict
 
@@ -19,6 +24,31 @@ SHARED_PASSAGE = "Ada Lovelace (1815-1852) was an English mathematician, known f
 #: lm-eval writes these beside ``details`` in each sample row.
 LMEVAL_TOP_KEYS = ("correctness", "completeness", "f1", "abstained", "n_given", "n_correct")
 LMEVAL_STAMP = "2026-11-26T10-00-00.000001"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking")
+CHROMIUM_TIMEOUT_S = 90
+
+
+def require_tool(tool: str, install: str) -> str:
+    """The path of ``tool``; skip the test without it, or fail under ``CI=true``."""
+    found = shutil.which(tool)
+    if found:
+        return found
+    message = f"{tool} not found: {install}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def browse(page: Path, *extra: str, fragment: str = "") -> str:
+    """Load ``page`` in headless Chromium (``$HALT_CHROMIUM`` or ``chromium``) and return the
+    DOM after its scripts ran."""
+    browser = os.environ.get("HALT_CHROMIUM") or require_tool("chromium", "apt-get install -y chromium")
+    done = subprocess.run(
+        [browser, *CHROMIUM_FLAGS, *extra, "--dump-dom", page.as_uri() + fragment],
+        capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, check=True,
+    )
+    return done.stdout
 
 
 def scored_row(doc_id: str, labels: Sequence[str], *, task: str = "halt_bio", domain: str = "bio",

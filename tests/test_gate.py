@@ -14,7 +14,7 @@ from halt_runs import scored_row, write_jsonl, write_lmeval_dir
 CASES_PATH = Path(__file__).parent / "cases" / "gate.jsonl"
 #: Enough resamples for stable decisions on these cases, few enough to keep the suite fast.
 RESAMPLES = 2000
-CASE_KEYS = {"name", "baseline", "candidate", "expected_exit", "why"}
+CASE_KEYS = {"name", "baseline", "candidate", "expected", "why"}
 
 
 def _load_cases() -> list[dict]:
@@ -50,9 +50,9 @@ def test_gate_decides_each_constructed_case(tmp_path, case):
     extra = ["--max-drop", case["max_drop"]] if "max_drop" in case else []
     code, verdict = _gate(tmp_path, base, cand, *extra)
     statuses = {m["metric"]: m["status"] for m in verdict["tasks"][0]["metrics"]}
-    assert code == case["expected_exit"], case["why"]
+    assert code == case["expected"]["exit"], case["why"]
     assert verdict["exit_code"] == code
-    for metric, status in case.get("expected_status", {}).items():
+    for metric, status in case["expected"].get("status", {}).items():
         assert statuses[metric] == status, f"{metric}: {case['why']}"
 
 

@@ -7,48 +7,23 @@ under ``CI=true``, where they fail: CI must install the browser.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from halt_eval.runs import load_run
 from halt_eval.reports.render import render
-from halt_runs import SHARED_PASSAGE, scored_row, write_jsonl, write_lmeval_dir
+from halt_runs import SHARED_PASSAGE, browse, scored_row, write_jsonl, write_lmeval_dir
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--disable-background-networking")
 #: Screenshot viewport in CSS pixels; tall enough for the table, the plots and a first sample.
 WINDOW = (1280, 1800)
-CHROMIUM_TIMEOUT_S = 90
 HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">'
 #: Appended to a copy of the report: clicks the first incorrect fragment in the answer text.
 CLICK_SCRIPT = ('<script>document.querySelector("mark.frag.incorrect").click();'
                 'document.body.dataset.opened = document.querySelectorAll('
                 '"details.frag[open] .evidence").length;</script>')
-
-
-def _chromium() -> str:
-    found = os.environ.get("HALT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    message = "chromium not found: apt-get install -y chromium (or set HALT_CHROMIUM)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _browse(page: Path, *extra: str, fragment: str = "") -> str:
-    """Load ``page`` in headless Chromium and return the DOM after its scripts ran."""
-    done = subprocess.run(
-        [_chromium(), *CHROMIUM_FLAGS, *extra, "--dump-dom", page.as_uri() + fragment],
-        capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, check=True,
-    )
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +46,7 @@ def report(tmp_path_factory) -> Path:
 
 
 def test_the_page_draws_its_table_plots_and_coloured_fragments(report):
-    dom = _browse(report)
+    dom = browse(report)
     assert len(re.findall(r'<tr class="[^"]*" data-task=', dom)) == 4
     assert dom.count('<svg class="plot"') == 2 and dom.count('<g class="point"') == 4
     assert dom.count("<article") == 8  # every sample fits on the first page
@@ -82,22 +57,22 @@ def test_the_page_draws_its_table_plots_and_coloured_fragments(report):
 
 
 def test_model_text_is_shown_as_text_not_run(report):
-    dom = _browse(report)
+    dom = browse(report)
     assert not re.search(r"<body[^>]*data-pwned", dom)
     assert "&lt;img src=x onerror=" in dom and "<img" not in dom
 
 
 def test_the_url_fragment_filters_by_verdict_run_and_task(report):
-    assert _browse(report, fragment="#verdict=incorrect").count("<article") == 4
-    assert _browse(report, fragment="#verdict=incorrect&run=1").count("<article") == 2
-    assert _browse(report, fragment="#task=halt_math&run=0").count("<article") == 1
-    assert _browse(report, fragment="#verdict=empty").count("<article") == 1
+    assert browse(report, fragment="#verdict=incorrect").count("<article") == 4
+    assert browse(report, fragment="#verdict=incorrect&run=1").count("<article") == 2
+    assert browse(report, fragment="#task=halt_math&run=0").count("<article") == 1
+    assert browse(report, fragment="#verdict=empty").count("<article") == 1
 
 
 def test_a_click_on_a_verdict_opens_its_evidence(report, tmp_path):
     clicked = tmp_path / "clicked.html"
     clicked.write_text(report.read_text().replace("</body>", CLICK_SCRIPT + "</body>"))
-    dom = _browse(clicked)
+    dom = browse(clicked)
     assert 'data-opened="1"' in dom
     assert "passage for claim 1" in dom and "explanation of claim 1" in dom
     assert SHARED_PASSAGE in dom  # a shared string is looked up in the table
@@ -105,7 +80,7 @@ def test_a_click_on_a_verdict_opens_its_evidence(report, tmp_path):
 
 def test_a_screenshot_of_the_report_is_taken(report):
     shot = report.with_suffix(".png")
-    _browse(report, f"--screenshot={shot}", f"--window-size={WINDOW[0]},{WINDOW[1]}")
+    browse(report, f"--screenshot={shot}", f"--window-size={WINDOW[0]},{WINDOW[1]}")
     head = shot.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", head[16:24]) == WINDOW
