@@ -301,8 +301,11 @@ class Sandbox:
         os.lseek(stdin_fd, 0, os.SEEK_SET)
         start = time.monotonic()
         try:
+            # bwrap gets no environment of ours: its PID-1 process stays visible to the
+            # program as /proc/1, environ included.
             proc = subprocess.Popen(argv, stdin=stdin_fd, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, pass_fds=pass_fds, cwd=cwd,
+                                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                                     start_new_session=True, **extra)
         finally:
             os.close(stdin_fd)

@@ -183,10 +183,13 @@ class _Runner:
         self.stop_on_fail = bool(job.get("stop_on_fail"))
         self.max_timeouts = int(job.get("max_timeouts", 1_000_000))
         self.cover = None
+        self.pid = os.getpid()
 
     # -- plumbing ------------------------------------------------------------------------
 
     def emit(self, obj):
+        if os.getpid() != self.pid:
+            return  # a process the answer forked must not write results
         self.out.write(json.dumps(obj) + "\n")
         self.out.flush()
 

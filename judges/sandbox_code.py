@@ -388,8 +388,9 @@ class SandboxJudge:
             evidence["inputs_dropped_reference_failed"] = plan.dropped_inputs
         if res is not None:
             evidence.update(status=res.status, wall_s=res.wall_s, log=log)
-        if syntax is None and load is None:
-            reason = res.status if res is not None and res.status != "exited" else "sandbox_error"
+        killed = res is not None and res.status != "exited"
+        if (syntax is None and load is None) or (killed and not failed and syntax is None):
+            reason = res.status if killed else "sandbox_error"
             return self._all(req, "unverifiable", reason, REASONS[reason], evidence,
                              solved=False if reason != "sandbox_error" else None)
         solved = (syntax is None and load is not None and load.get("ok") and finished and not failed
