@@ -25,6 +25,7 @@ processes are all reachable. Use it only for trusted code (reference solutions y
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -139,12 +140,15 @@ def _prelude(limits: Limits) -> str:
         "RLIMIT_CORE": (0, 0),
     }
     return (
-        "import resource as _r, runpy as _p, sys as _s\n"
+        "import resource as _r, sys as _s\n"
         f"for _k, _v in {rl!r}.items():\n"
         "    _r.setrlimit(getattr(_r, _k), _v)\n"
-        "del _k, _v\n"
         "_s.argv = _s.argv[1:]\n"
-        "_p.run_path(_s.argv[0], run_name='__main__')\n"
+        "with open(_s.argv[0], 'rb') as _f:\n"
+        "    _c = compile(_f.read(), _s.argv[0], 'exec')\n"
+        "_g = {'__name__': '__main__', '__file__': _s.argv[0], '__builtins__': __builtins__}\n"
+        "del _k, _v, _f, _r\n"
+        "exec(_c, _g)\n"
     )
 
 
@@ -178,6 +182,7 @@ class Sandbox:
         self._bwrap = shutil.which(BWRAP) if mode == "bwrap" else None
         if mode == "bwrap" and self._bwrap is None:
             raise RuntimeError(f"the code sandbox needs bubblewrap, which is not on PATH: {INSTALL_HINT}")
+        self._setpriv = shutil.which("setpriv") if self._as_nobody else None
         self._extra_ro: list[str] = []
         self.python_version = self._probe()
 
@@ -193,7 +198,9 @@ class Sandbox:
             OSError: The sandbox itself could not be started (not the program's fault).
         """
         limits = job.limits or self.limits
-        with tempfile.TemporaryDirectory(prefix="halt-sbx-") as tmp:
+        scratch = (tempfile.TemporaryDirectory(prefix="halt-sbx-") if self.mode == "none"
+                   else contextlib.nullcontext("/"))
+        with scratch as tmp:
             argv, pass_fds, cwd = self._command(job, limits, tmp)
             try:
                 return self._execute(argv, pass_fds, cwd, job.stdin, limits)
@@ -266,7 +273,10 @@ class Sandbox:
                     self.python, "-s", "-c", _prelude(limits), main, *job.args]
             return argv, [], tmp
         fds: list[int] = []
-        argv = [self._bwrap or BWRAP, "--unshare-all", "--die-with-parent", "--new-session",
+        # Dropping to nobody through setpriv lets subprocess spawn with vfork, not fork.
+        launcher = ([self._setpriv, f"--reuid={NOBODY_UID}", f"--regid={NOBODY_GID}", "--clear-groups"]
+                    if self._as_nobody and self._setpriv else [])
+        argv = [*launcher, self._bwrap or BWRAP, "--unshare-all", "--die-with-parent", "--new-session",
                 "--cap-drop", "ALL", "--clearenv", "--hostname", "sandbox"]
         for k, v in env.items():
             argv += ["--setenv", k, v]
@@ -294,7 +304,7 @@ class Sandbox:
     def _execute(self, argv: list[str], pass_fds: list[int], cwd: str, stdin: bytes,
                  limits: Limits) -> RunResult:
         extra = ({"user": NOBODY_UID, "group": NOBODY_GID, "extra_groups": []}
-                 if self._as_nobody else {})
+                 if self._as_nobody and not self._setpriv else {})
         # stdin comes from a memory file, so a program that never reads it cannot block us.
         stdin_fd = os.memfd_create("halt-stdin")
         os.write(stdin_fd, stdin)
