@@ -274,7 +274,7 @@ class SandboxJudge:
         lines = {ln.span[0]: ln.number for ln in code_lines(text)}
         try:
             plan.kind, tests = _tests_of(ref)
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, SyntaxError) as e:
             plan.done = self._all(req, "unverifiable", "bad_reference", f"the reference is malformed: {e}")
             return plan
         if plan.kind == "":
@@ -542,6 +542,9 @@ def _tests_of(ref: Mapping[str, Any]) -> tuple[str, list[Any]]:
     if "test" in ref:
         if not ref.get("entry_point") or not isinstance(ref["test"], str):
             raise ValueError("HumanEval references need test and entry_point")
+        tree = ast.parse(ref["test"])
+        if not any(isinstance(n, ast.FunctionDef) and n.name == "check" and n.args.args for n in tree.body):
+            raise ValueError("the HumanEval test defines no check(candidate)")
         return "check", []
     if "io" in ref:
         io = ref["io"]
