@@ -194,7 +194,8 @@ def compare_task(task: str, base_rows: Sequence[Mapping[str, Any]],
         undef_c = int((cand[m][1] == 0).sum()) if m in ("correctness", "completeness", "f1") else 0
         drop = max_drop.get(m)
         d = diffs[m][~np.isnan(diffs[m])]
-        if b is None or c is None or d.size < 2:
+        # One pair resamples to itself: its "interval" would be a point, not a confidence bound.
+        if b is None or c is None or len(base_rows) < 2 or d.size < 2:
             results.append(MetricResult(m, b, c, None, None, drop, "undefined", undef_b, undef_c))
             continue
         lo, hi = (float(x) for x in np.quantile(d, [alpha, 1.0 - alpha]))
@@ -355,6 +356,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", required=True, metavar="RUN",
                         help="baseline run: a halt-eval score JSONL or folder, or an lm-eval output folder")
     parser.add_argument("--candidate", required=True, metavar="RUN", help="candidate run, same forms")
+    parser.add_argument("--baseline-name", metavar="NAME",
+                        help="display name of the baseline (default: lm-eval model name, else file or folder name)")
+    parser.add_argument("--candidate-name", metavar="NAME", help="display name of the candidate")
     defaults = ",".join(f"{k}={v}" for k, v in DEFAULT_MAX_DROP.items())
     parser.add_argument("--max-drop", metavar="METRIC=DROP,...", default=None,
                         help=f"allowed drop per metric; only the named metrics are gated "
@@ -381,7 +385,8 @@ def run(args: argparse.Namespace) -> int:
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     try:
         max_drop = parse_max_drop(args.max_drop) if args.max_drop is not None else None
-        baseline, candidate = load_run(args.baseline), load_run(args.candidate)
+        baseline = load_run(args.baseline, args.baseline_name)
+        candidate = load_run(args.candidate, args.candidate_name)
         results = gate(baseline, candidate, max_drop=max_drop, confidence=args.confidence,
                        resamples=args.resamples, seed=args.seed)
     except (GateError, RunError) as e:

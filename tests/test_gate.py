@@ -131,9 +131,10 @@ def test_markdown_goes_to_the_file_and_is_appended_to_the_step_summary(tmp_path,
     base = write_jsonl(tmp_path / "base.jsonl", _rows([[5, 5, 5, 50]]))
     cand = write_jsonl(tmp_path / "cand.jsonl", _rows([[3, 5, 5, 50]]))
     md = tmp_path / "gate.md"
-    code, _ = _gate(tmp_path, base, cand, "--markdown", str(md))
+    code, _ = _gate(tmp_path, base, cand, "--markdown", str(md), "--baseline-name", "main")
     assert code == 1
     text = md.read_text()
     assert text.startswith("## halt-eval gate: \u274c regression")
     assert "| halt_bio | correctness | 1.000 | 0.600 | \u22120.400 |" in text
+    assert "Baseline `main` vs candidate `cand`" in text
     assert summary.read_text() == "earlier step\n" + text
