@@ -397,6 +397,8 @@ def run(args: argparse.Namespace) -> int:
         _write(args.json, json.dumps({"verdict": "error", "exit_code": EXIT_BAD_INPUT, "error": str(e)},
                                      indent=2) + "\n")
         return EXIT_BAD_INPUT
+    for note in (*baseline.skipped, *candidate.skipped):
+        print(f"halt-eval gate: skipped {note}", file=sys.stderr)
     opts = {"confidence": args.confidence, "resamples": args.resamples, "seed": args.seed}
     markdown = to_markdown(baseline, candidate, results, **opts)
     print(markdown, end="")

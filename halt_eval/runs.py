@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,7 +48,8 @@ class Run:
         source: ``score`` (``halt-eval score`` JSONL) or ``lm-eval`` (an output directory).
         path: What was passed to ``load_run``.
         files: The files the rows came from.
-        skipped: Files that were passed over, with why (an lm-eval task without fragments).
+        skipped: Files that were passed over, with why (no fragments: an lm-eval task that is
+            not a halt task, or the unscored answers beside the scored rows).
     """
 
     name: str
@@ -56,7 +57,7 @@ class Run:
     source: RunSource
     path: Path
     files: tuple[Path, ...] = ()
-    skipped: tuple[str, ...] = field(default_factory=tuple)
+    skipped: tuple[str, ...] = ()
 
     @property
     def n_samples(self) -> int:
@@ -83,7 +84,7 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
     if not path.exists():
         raise RunError(f"{path}: no such file or directory")
     if path.is_file():
-        return _load_files(path, [path], name or path.stem)
+        return _load_files(path, [path], name or path.stem, strict=True)
     model_dir = _find_lmeval_dir(path)
     if model_dir is not None:
         return _load_lmeval(path, model_dir, name)
@@ -92,7 +93,7 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         raise RunError(
             f"{path}: no *.jsonl score outputs and no lm-eval results_*.json here or one level down"
         )
-    return _load_files(path, files, name or path.name)
+    return _load_files(path, files, name or path.name, strict=False)
 
 
 def _find_lmeval_dir(path: Path) -> Path | None:
@@ -156,24 +157,32 @@ def _lmeval_model_name(model_dir: Path) -> str:
     return model_dir.name
 
 
-def _load_files(path: Path, files: Sequence[Path], name: str) -> Run:
+def _load_files(path: Path, files: Sequence[Path], name: str, *, strict: bool) -> Run:
+    """Rows of score outputs; with ``strict`` off (a folder), files without fragments (the
+    answers that were scored, say) are skipped and noted."""
     tasks: dict[str, list[dict[str, Any]]] = {}
     source: RunSource = "score"
+    skipped: list[str] = []
+    used: list[Path] = []
     for f in files:
         default_task = ""
         if f.name.startswith(_SAMPLES_PREFIX):
             default_task = _split_timestamp(f.stem, _SAMPLES_PREFIX)[0]
         rows, from_lmeval = _read_rows(f, default_task=default_task)
         if rows is None:
-            raise RunError(f"{f}: rows have no 'fragments'; is this scored output?")
+            if strict:
+                raise RunError(f"{f}: rows have no 'fragments'; is this scored output?")
+            skipped.append(f"{f}: rows have no 'fragments' (not scored output)")
+            continue
+        used.append(f)
         if from_lmeval:
             source = "lm-eval"
         for row in rows:
             tasks.setdefault(row["task"], []).append(row)
     if not tasks:
-        raise RunError(f"{path}: no rows")
+        raise RunError(f"{path}: no scored rows" + (f" ({'; '.join(skipped)})" if skipped else ""))
     _check_unique(tasks, path)
-    return Run(name, tasks, source, path, tuple(files))
+    return Run(name, tasks, source, path, tuple(used), tuple(skipped))
 
 
 def _read_rows(f: Path, *, default_task: str) -> tuple[list[dict[str, Any]] | None, bool]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -196,7 +197,10 @@ class _SharedStrings:
         self._index = {t: i for i, t in enumerate(self.strings)}
 
     def pack(self, value: Any) -> Any:
-        """``value`` with shared strings replaced by references."""
+        """``value`` with shared strings replaced by references and non-finite numbers by
+        ``None`` (JSON has no NaN)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
         if isinstance(value, str):
             if value in self._index:
                 return f"{_REF}{self._index[value]}"

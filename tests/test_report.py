@@ -119,6 +119,13 @@ def test_model_text_cannot_break_out_of_the_page(tmp_path):
     assert data["docs"][0][2] == HOSTILE and data["runs"] == ['<b onmouseover="x">run</b>']
 
 
+def test_a_nan_in_evidence_becomes_null_in_the_page(tmp_path):
+    row = scored_row("1", ["correct"])
+    row["fragments"][0]["evidence"]["cosine"] = float("nan")
+    data = json.loads(_parse(render([load_run(write_jsonl(tmp_path / "r.jsonl", [row]))])).data_json)
+    assert data["samples"][0]["fr"][0][7]["cosine"] is None
+
+
 def test_an_answer_with_no_fragments_is_listed_as_empty_and_abstained(tmp_path):
     run = load_run(write_jsonl(tmp_path / "e.jsonl", [scored_row("1", [], after_marker="no idea")]))
     data = json.loads(_parse(render([run])).data_json)

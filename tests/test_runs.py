@@ -67,3 +67,12 @@ def test_a_bad_line_is_named_by_file_and_line(tmp_path):
     path.write_text(path.read_text() + '{"id": 3, "response": 5, "fragments": []}\n')
     with pytest.raises(RunError, match=r"r\.jsonl:3: field 'response' is missing or not a string"):
         load_run(path)
+
+
+def test_unscored_answers_beside_scored_rows_are_skipped_in_a_folder(tmp_path):
+    write_jsonl(tmp_path / "bio.jsonl", ROWS)
+    write_jsonl(tmp_path / "answers.jsonl", [{"id": "a", "response": "text"}])
+    run = load_run(tmp_path)
+    assert run.n_samples == 2 and "answers.jsonl" in run.skipped[0]
+    with pytest.raises(RunError, match="no 'fragments'"):
+        load_run(tmp_path / "answers.jsonl")
