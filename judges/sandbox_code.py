@@ -399,7 +399,8 @@ class SandboxJudge:
             return Judgement(tuple(self._v(req, i, "correct", "tests_pass", {}) for i in
                                    range(len(req.fragments))), solved=True, evidence=evidence)
         blame = self._blame(plan, syntax, load, failed, loc)
-        evidence.update(blame.get("evidence", {}))
+        # Nested, not merged: score.py reads a response-level "error" as a bad input.
+        evidence["first_error"] = blame.get("evidence", {})
         if blame["line"] is None and plan.cut:
             verdicts = []
             for i, line in enumerate(plan.frag_line):

@@ -67,6 +67,7 @@ def test_every_reason_code_used_is_documented(runs):
 def test_first_incorrect_line_carries_evidence(runs):
     scored = next(s for s in runs[0] if s.response.id == "mbpp_wrong_return_localised_by_ochiai_and_reference")
     ev = dict(scored.verdicts[-1].evidence)
+    assert scored.error is None  # a wrong answer is not a bad input
     assert ev["failed_test"] == 0
     assert ev["expected"] == "1" and ev["actual"] == "2"
     assert ev["suspiciousness"][0] == {"line": 5, "score": 1.0}
