@@ -7,8 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from halt_eval.cli import main
+from halt_eval.gate import exit_code, gate
+from halt_eval.runs import Run
 from halt_runs import scored_row, write_jsonl, write_lmeval_dir
 
 CASES_PATH = Path(__file__).parent / "cases" / "gate.jsonl"
@@ -138,3 +142,38 @@ def test_markdown_goes_to_the_file_and_is_appended_to_the_step_summary(tmp_path,
     assert "| halt_bio | correctness | 1.000 | 0.600 | \u22120.400 |" in text
     assert "Baseline `main` vs candidate `cand`" in text
     assert summary.read_text() == "earlier step\n" + text
+
+
+#: Per document, the correct-fragment count of each run out of 3 (4 stands for an empty answer).
+_spec = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=2, max_size=30)
+
+
+def _run(pairs: list[tuple[int, int]], side: int) -> Run:
+    rows = [scored_row(str(i), ["correct"] * min(p[side], 3) + ["incorrect"] * (3 - min(p[side], 3))
+                       if p[side] < 4 else [], n_desired=3)
+            for i, p in enumerate(pairs)]
+    return Run("r", {"halt_bio": rows}, "score", Path("r"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(_spec)
+def test_identical_runs_always_pass_with_a_zero_interval(pairs):
+    run = _run(pairs, 0)
+    results = gate(run, run, resamples=200)
+    assert exit_code(results) == 0
+    for m in results[0].metrics:
+        assert m.status in ("pass", "not gated", "undefined")
+        assert m.ci is None or m.ci == (0.0, 0.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_spec)
+def test_swapping_the_runs_negates_the_change_and_mirrors_the_interval(pairs):
+    a, b = _run(pairs, 0), _run(pairs, 1)
+    forward = {m.metric: m for m in gate(a, b, resamples=200)[0].metrics}
+    backward = {m.metric: m for m in gate(b, a, resamples=200)[0].metrics}
+    for name, m in forward.items():
+        if m.ci is None:
+            continue
+        assert backward[name].change == pytest.approx(-m.change, abs=1e-12)
+        assert backward[name].ci == pytest.approx((-m.ci[1], -m.ci[0]), abs=1e-12)
