@@ -193,7 +193,7 @@ def compare_task(task: str, base_rows: Sequence[Mapping[str, Any]],
         undef_b = int((base[m][1] == 0).sum()) if m in ("correctness", "completeness", "f1") else 0
         undef_c = int((cand[m][1] == 0).sum()) if m in ("correctness", "completeness", "f1") else 0
         drop = max_drop.get(m)
-        d = diffs[m][~np.isnan(diffs[m])]
+        d = diffs[m][~np.isnan(diffs[m])]  # resamples where either statistic is undefined drop out
         # One pair resamples to itself: its "interval" would be a point, not a confidence bound.
         if b is None or c is None or len(base_rows) < 2 or d.size < 2:
             results.append(MetricResult(m, b, c, None, None, drop, "undefined", undef_b, undef_c))
