@@ -74,7 +74,7 @@ _EXAMPLE_CUE = re.compile(r",?\s+(?:such as|including|like|notably|especially)\s
 # A capitalised title (up to 6 words) followed by a year in brackets: "Kick the Moon (2001)".
 _DATED_TITLE = re.compile(r"((?:[A-Z0-9][\w'.:-]*\s+(?:(?:of|the|a|an|and|in|on|to|for)\s+)*){0,5}"
                           r"[A-Z0-9][\w'.:-]*)\s*\((\d{4})\)")
-_BULLET = re.compile(r"^(?:[-*+\u2022]|\d{1,3}[.)]|#{1,6})\s+")
+_BULLET = re.compile(r"(?:[-*+\u2022]|\d{1,3}[.)]|#{1,6})\s+")
 _EMPHASIS = "*_`#"
 _PERSON_PRONOUNS = {"he", "she", "him"}
 _PERSON_POSSESSIVES = {"his", "her"}
@@ -145,8 +145,8 @@ class AtomicFactSplitter:
             person = response.domain == "bio" or _is_person(topic, docs)
             pieces: list[Piece] = []
             for (a, _), doc in zip(spans, docs):
-                for fact, lo, hi in sentence_facts(doc, topic, person=person):
-                    pieces.append(Piece(fact, (a + lo, a + hi)))
+                facts = sorted(sentence_facts(doc, topic, person=person), key=lambda f: f[1])
+                pieces.extend(Piece(fact, (a + lo, a + hi)) for fact, lo, hi in facts)
             out.append(pieces)
         return out
 
@@ -259,8 +259,9 @@ def expand_lists(fact: str) -> list[str]:
         return base + [fact]
     items = [i.strip() for i in re.split(r",\s*(?:(?:and|or)\s+)?|\s+(?:and|or)\s+", m.group(0))]
     first = items[0].split()
+    # without a cue word, the first item is as long as the longest other item
     cut = max((k + 1 for k, w in enumerate(first) if w.lower().strip(":") in _LIST_CUES
-               or w.endswith(":")), default=max(0, len(first) - MAX_LIST_ITEM_WORDS))
+               or w.endswith(":")), default=max(0, len(first) - max(len(i.split()) for i in items[1:])))
     head = fact[:m.start()] + " ".join(first[:cut])
     items[0] = " ".join(first[cut:])
     tail = fact[m.end():]

@@ -33,7 +33,8 @@ Runs offline on a CPU. For each fragment (an atomic fact):
    - ``unverifiable`` / ``not_in_reference``: med, below threshold: K-QA's physician
      statements are not exhaustive, so absence is not error;
    - ``unverifiable`` / ``no_reference``, ``bad_reference``, ``empty_fragment``: the input
-     could not be judged.
+     could not be judged; ``judge_error``: an unexpected failure on this answer (the
+     message is the explanation).
 
 Medicine completeness (``Judgement.coverage``): one verdict per ``must_have`` statement,
 ``correct`` / ``entailed`` when the answer supports it (same features, the statement as the
@@ -91,7 +92,7 @@ Source = Literal["reference_passages", "topic_document", "corpus_search", "refer
 #: Every reason code a verdict of this judge can carry.
 REASONS: tuple[str, ...] = (
     "supported", "contradicted", "not_supported", "not_found", "not_in_reference",
-    "entailed", "not_covered", "no_reference", "bad_reference", "empty_fragment",
+    "entailed", "not_covered", "no_reference", "bad_reference", "empty_fragment", "judge_error",
 )
 
 FEATURES: tuple[str, ...] = (
@@ -526,7 +527,13 @@ class RetrievalJudge:
 
     def judge(self, batch: Sequence[JudgeRequest]) -> list[Judgement]:
         """One judgement per request; never raises over one bad answer."""
-        return [self._judge_one(req) for req in batch]
+        out = []
+        for req in batch:
+            try:
+                out.append(self._judge_one(req))
+            except Exception as e:  # noqa: BLE001 - one bad answer must not sink the batch
+                out.append(self._unverifiable(req, "judge_error", f"{type(e).__name__}: {e}"))
+        return out
 
     def _unverifiable(self, req: JudgeRequest, code: str, why: str) -> Judgement:
         v = Verdict("unverifiable", self.tag, code, why)

@@ -1,0 +1,255 @@
+"""Human-labelled claim sets in their upstream formats, turned into judge features.
+
+Shared by ``claims_judge.py`` (validation) and ``train_claims_judge.py`` (the shipped
+classifier). Every loader searches ``--data`` recursively for the upstream file names, so
+the shared data tree or any copy of the upstream files works.
+
+Sets and what a positive label means:
+
+- ``kqa``: K-QA ``NLI_medical_annotator*.csv``; the claim is a physician statement, the
+  premise the LLM answer; positive when the physicians' majority label is ``Entailment``.
+  Evidence: the answer, chunked and ranked by bm25 (the med coverage path).
+- ``stance``: Factcheck-GPT ``subtask3_claim_evidence_stance.jsonl``; positive for
+  ``completely-support`` and ``partially-support``. Evidence: the given passage.
+- ``expertqa``: ExpertQA medicine claims with a ``correctness`` label and evidence;
+  positive for "Definitely/Probably correct", negative for "Likely/Definitely incorrect",
+  "Unsure" dropped. Evidence: the cited passages.
+- ``factscore``: FActScore's human facts labelled ``S`` (positive) or ``NS``; ``IR`` facts
+  dropped. Evidence: the topic's document in a SQLite built per model from the ``S`` facts
+  of the *other* models' bios of the same person (``build_factscore_reference``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FACTSCORE_MODELS = ("ChatGPT", "InstructGPT", "PerplexityAI")
+#: Folds of the grouped cross-validation (groups: question, claim or topic).
+CV_FOLDS = 5
+SEED = 0
+
+
+@dataclass
+class ClaimSet:
+    """Feature rows of one labelled set.
+
+    Attributes:
+        name: ``kqa``, ``stance``, ``expertqa`` or ``factscore``.
+        X: Feature rows (``FEATURES`` order).
+        y: 1 for supported / entailed.
+        groups: Group key per row (question, claim or topic) for grouped CV.
+        units: Per-row unit for aggregate scores (FActScore: ``model|topic`` of the bio).
+        contradicted: The judge's contradiction flag per row.
+    """
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    groups: list[str]
+    units: list[str] = field(default_factory=list)
+    contradicted: np.ndarray | None = None
+
+
+def find(data: Path, pattern: str) -> list[Path]:
+    """Files below ``data`` matching ``pattern``, sorted."""
+    return sorted(p for p in data.rglob(pattern) if p.is_file())
+
+
+def kqa_rows(data: Path) -> list[dict]:
+    """K-QA physician NLI rows: ``{group, premise, claim, label}``."""
+    rows = []
+    for path in find(data, "NLI_medical_annotator*.csv"):
+        with path.open(newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                if r.get("claim") and r.get("answer") and r.get("majority_label"):
+                    rows.append({"group": r["Question"], "premise": r["answer"], "claim": r["claim"],
+                                 "label": int(r["majority_label"].strip() == "Entailment")})
+    return rows
+
+
+def stance_rows(data: Path, limit: int | None) -> list[dict]:
+    """Factcheck-GPT claim-evidence stance rows: ``{group, premise, claim, label}``."""
+    rows = []
+    for path in find(data, "subtask3_claim_evidence_stance*.jsonl"):
+        for line in path.open(encoding="utf-8"):
+            r = json.loads(line)
+            if r.get("claim") and r.get("evidence"):
+                rows.append({"group": r["claim"], "premise": r["evidence"], "claim": r["claim"],
+                             "label": int(r["stance"] in {"completely-support", "partially-support"})})
+    return _sample(rows, limit)
+
+
+def expertqa_rows(data: Path, limit: int | None) -> list[dict]:
+    """ExpertQA medicine claims with evidence: ``{group, premise, claim, label}``."""
+    pos = {"Definitely correct", "Probably correct"}
+    neg = {"Likely incorrect", "Definitely incorrect"}
+    rows, seen = [], set()
+    for path in find(data, "*.medicine.jsonl"):
+        for line in path.open(encoding="utf-8"):
+            r = json.loads(line)
+            for answer in (r.get("answers") or {}).values():
+                for c in answer.get("claims") or []:
+                    label = c.get("correctness")
+                    evidence = [e for e in c.get("evidence") or [] if isinstance(e, str) and e.strip()]
+                    key = (c.get("claim_string"), label)
+                    if label not in pos | neg or not evidence or not c.get("claim_string") or key in seen:
+                        continue
+                    seen.add(key)
+                    rows.append({"group": r["question"], "premise": "\n".join(evidence),
+                                 "claim": c["claim_string"], "label": int(label in pos)})
+    return _sample(rows, limit)
+
+
+def _sample(rows: list[dict], limit: int | None) -> list[dict]:
+    if limit is None or len(rows) <= limit:
+        return rows
+    return random.Random(SEED).sample(rows, limit)
+
+
+def factscore_bios(data: Path) -> dict[str, list[dict]]:
+    """FActScore labelled rows with annotations, per model file."""
+    out = {}
+    for model in FACTSCORE_MODELS:
+        files = find(data, f"{model}*.jsonl")
+        rows = [json.loads(line) for p in files for line in p.open(encoding="utf-8") if line.strip()]
+        out[model] = [r for r in rows if r.get("annotations")]
+    return out
+
+
+def build_factscore_reference(bios: dict[str, list[dict]], model: str, db: Path) -> None:
+    """A FActScore-format SQLite whose page for each topic is the other models' ``S`` facts.
+
+    One document per (topic, other model): its ``S`` facts joined as sentences.
+    """
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if db.exists():
+        db.unlink()
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE documents (title PRIMARY KEY, text)")
+        pages: dict[str, list[str]] = {}
+        for other in FACTSCORE_MODELS:
+            if other == model:
+                continue
+            for bio in bios[other]:
+                facts = [f["text"].strip() for a in bio["annotations"]
+                         for f in a.get("human-atomic-facts") or [] if f.get("label") == "S"]
+                if facts:
+                    pages.setdefault(bio["topic"], []).append(" ".join(facts))
+        conn.executemany("INSERT INTO documents VALUES (?, ?)",
+                         [(t, "\n".join(texts)) for t, texts in pages.items()])
+
+
+def factscore_facts(bios: list[dict]) -> Iterator[tuple[str, str, int]]:
+    """``(topic, fact, label)`` for every ``S`` / ``NS`` human fact."""
+    for bio in bios:
+        for a in bio["annotations"]:
+            for f in a.get("human-atomic-facts") or []:
+                if f.get("label") in {"S", "NS"}:
+                    yield bio["topic"], f["text"], int(f["label"] == "S")
+
+
+def pair_set(name: str, rows: list[dict], verifier, top_k: int) -> ClaimSet:
+    """Features of claim/premise pairs, the premise chunked and ranked by bm25 per claim."""
+    from halt_eval.judges.retrieval_claims import retrieve
+
+    X, flags = [], []
+    for r in rows:
+        found = retrieve([r["claim"]], {"topic": "", "passages": [r["premise"]]}, top_k=top_k)
+        x, d = verifier.features([r["claim"]], found.passages)
+        X.append(x[0])
+        flags.append(d[0]["contradicted"])
+    return ClaimSet(name, np.array(X).reshape(len(rows), -1), np.array([r["label"] for r in rows]),
+                    [r["group"] for r in rows], [r["group"] for r in rows], np.array(flags))
+
+
+def factscore_set(data: Path, verifier, top_k: int, workdir: Path, limit: int | None) -> ClaimSet:
+    """Features of FActScore's human facts against the other-models reference."""
+    from halt_eval.judges.retrieval_claims import Corpus, retrieve
+
+    bios = factscore_bios(data)
+    X, y, groups, units, flags = [], [], [], [], []
+    for model in FACTSCORE_MODELS:
+        db = workdir / f"factscore_ref_{model}.db"
+        build_factscore_reference(bios, model, db)
+        corpus = Corpus(db)
+        for bio in bios[model][:limit]:
+            facts = [(f, lab) for t, f, lab in factscore_facts([bio])]
+            if not facts:
+                continue
+            try:
+                found = retrieve([f for f, _ in facts], {"topic": bio["topic"]}, corpus=corpus, top_k=top_k)
+            except ValueError:  # no other model wrote S facts for this person
+                continue
+            x, d = verifier.features([f for f, _ in facts], found.passages, bio["topic"])
+            X.extend(x)
+            y.extend(lab for _, lab in facts)
+            groups.extend(bio["topic"] for _ in facts)
+            units.extend(f"{model}|{bio['topic']}" for _ in facts)
+            flags.extend(e["contradicted"] for e in d)
+    return ClaimSet("factscore", np.array(X), np.array(y), groups, units, np.array(flags))
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> dict:
+    """Standardised L2 logistic regression; returns JSON-safe parameters."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale == 0] = 1.0
+    clf = LogisticRegression(C=C, max_iter=2000).fit((X - mean) / scale, y)
+    return {"mean": mean.tolist(), "scale": scale.tolist(), "coef": clf.coef_[0].tolist(),
+            "intercept": float(clf.intercept_[0])}
+
+
+def predict(params: dict, X: np.ndarray) -> np.ndarray:
+    """``p_supported`` from ``fit_logistic`` parameters (the judge's own formula)."""
+    z = (X - np.array(params["mean"])) / np.array(params["scale"])
+    return 1.0 / (1.0 + np.exp(-(z @ np.array(params["coef"]) + params["intercept"])))
+
+
+def accuracy_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """The threshold with the best accuracy on ``(p, y)``."""
+    cands = np.unique(np.round(p, 3))
+    accs = [((p >= t) == y).mean() for t in cands]
+    return float(cands[int(np.argmax(accs))])
+
+
+def bio_error_threshold(p: np.ndarray, y: np.ndarray, units: list[str]) -> float:
+    """The threshold with the least mean per-bio score error on ``(p, y)``."""
+    idx: dict[str, list[int]] = {}
+    for i, u in enumerate(units):
+        idx.setdefault(u, []).append(i)
+    groups = [np.array(v) for v in idx.values()]
+    best, best_err = 0.5, float("inf")
+    for t in np.linspace(0.05, 0.95, 91):
+        err = np.mean([abs((p[g] >= t).mean() - y[g].mean()) for g in groups])
+        if err < best_err:
+            best, best_err = float(t), err
+    return best
+
+
+def grouped_folds(groups: list[str], k: int = CV_FOLDS) -> list[np.ndarray]:
+    """Test-row indices of ``k`` folds with no group split across folds."""
+    keys = sorted(set(groups))
+    random.Random(SEED).shuffle(keys)
+    fold_of = {g: i % k for i, g in enumerate(keys)}
+    return [np.array([i for i, g in enumerate(groups) if fold_of[g] == f]) for f in range(k)]
+
+
+def auroc(scores: np.ndarray, y: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half); NaN with one class only."""
+    from scipy.stats import rankdata
+
+    pos, neg = int(y.sum()), int(len(y) - y.sum())
+    if not pos or not neg:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
