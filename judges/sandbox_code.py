@@ -41,8 +41,9 @@ Reference formats (``reference_from`` builds them from raw dataset rows):
   Each top-level assert statement of ``check``'s body is one test.
 - APPS stdin/stdout: ``{"io": [{"input": str, "output": str}]}``, whitespace-tolerant.
 - APPS call-based: ``{"io": [{"input": str, "output": value}], "fn_name", "starter_code"}``;
-  an input holds one argument per line (all of it when the function takes one argument),
-  each parsed as a Python literal or else taken as a plain string; the output matches
+  an input holds one argument per line (all of it when the function takes one argument;
+  surplus lines belong to a multi-line string, the first or last argument, whichever leaves
+  more of the others parsable), each parsed as a Python literal or else a plain string; the output matches
   the return value, or its only element when it is a one-element list; tuples equal
   lists; floats within 1e-6.
 - MBPP+: ``{"compare": {"inputs": [[args...]], "atol": float}, "entry_point", "solution"}``;
@@ -582,10 +583,19 @@ def _apps_args(text: str, n_params: int | None) -> list[Any]:
     if n_params == 1:
         parts = ["\n".join(lines)]
     elif n_params is not None and len(lines) > n_params > 0:
-        parts = lines[: n_params - 1] + ["\n".join(lines[n_params - 1:])]
+        # A multi-line string argument: give the extra lines to the first or the last
+        # argument, whichever leaves more of the others parsable as literals.
+        extra = len(lines) - n_params + 1
+        first = ["\n".join(lines[:extra])] + lines[extra:]
+        last = lines[: n_params - 1] + ["\n".join(lines[n_params - 1:])]
+        parts = max((first, last), key=lambda ps: sum(_is_literal(p) for p in ps if "\n" not in p))
     else:
         parts = lines
     return [_literal(p) for p in parts]
+
+
+def _is_literal(text: str) -> bool:
+    return _literal(text) is not text
 
 
 def _literal(text: str) -> Any:

@@ -171,3 +171,12 @@ def test_real_rows_of_every_dataset_pass_with_their_reference_solutions(judge):
         pass
     scored = Scorer.for_domain("code", judge=judge).score(responses)
     assert [s.response.id for s in scored if not s.solved] == []
+
+
+def test_apps_call_inputs_split_into_arguments():
+    from halt_eval.judges.sandbox_code import _apps_args
+    assert _apps_args("aacb\naabc", 2) == ["aacb", "aabc"]
+    assert _apps_args("[1, 2]\n3", 2) == [[1, 2], 3]
+    assert _apps_args("13", 3) == [13]  # parameters with defaults may be left out
+    assert _apps_args("apples # x\ngrapes\n['#', '!']", 2) == ["apples # x\ngrapes", ["#", "!"]]
+    assert _apps_args("a b\nc", 1) == ["a b\nc"]
