@@ -190,7 +190,7 @@ class _SharedStrings:
         counts: dict[str, int] = {}
         for row in rows:
             for evidence in _evidences(row):
-                for text in _strings(evidence):
+                for text in _strings(evidence, []):
                     if len(text) >= SHARED_STRING_MIN_CHARS:
                         counts[text] = counts.get(text, 0) + 1
         self.strings = [t for t, c in counts.items() if c > 1]
@@ -205,7 +205,7 @@ class _SharedStrings:
             if value in self._index:
                 return f"{_REF}{self._index[value]}"
             return _REF + value if value.startswith(_REF) else value
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             return {k: self.pack(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.pack(v) for v in value]
@@ -218,15 +218,17 @@ def _evidences(row: Mapping[str, Any]) -> list[Any]:
     return [*found, row.get("evidence")]
 
 
-def _strings(value: Any):
+def _strings(value: Any, out: list[str]) -> list[str]:
+    """Append every string inside a JSON-like value (dicts, lists, tuples) to ``out``."""
     if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
+        out.append(value)
+    elif isinstance(value, dict):
         for v in value.values():
-            yield from _strings(v)
+            _strings(v, out)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            yield from _strings(v)
+            _strings(v, out)
+    return out
 
 
 def _sample(doc: int, run_index: int, row: Mapping[str, Any], table: _SharedStrings) -> dict[str, Any]:
