@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     out_path = Path(args.output)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     done = _done_ids(out_path) if args.resume and out_path.exists() else set()
     bad = 0
     records = []

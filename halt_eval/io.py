@@ -134,13 +134,14 @@ def _sample_to_response(obj: Mapping[str, Any], domain: str, where: str) -> Resp
         reference = doc_to_reference(doc)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{where}: cannot build a {domain} reference from the sample's doc: {e}") from e
+    # The same id and task as the lm-eval run itself records, so both routes pair in the gate.
     return Response(
-        id=str(obj.get("doc_id", where.rsplit(":", 1)[-1])),
+        id=str(doc.get("id", obj.get("doc_id", where.rsplit(":", 1)[-1]))),
         domain=domain,  # type: ignore[arg-type]
         prompt=doc_to_prompt(doc),
         text=text,
         reference=reference,
-        task=str(obj.get("task", "")),
+        task=str(doc.get("task", obj.get("task", ""))),
     )
 
 

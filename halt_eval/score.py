@@ -189,7 +189,7 @@ class Scorer:
             coverage=judgement.coverage,
             marker_offset=cut.marker_offset,
             evidence=judgement.evidence,
-            error=judgement.evidence.get("error") if judgement.evidence else None,
+            error=judgement.error,
         )
 
 
@@ -232,7 +232,7 @@ def _failed(judge: Judge, req: JudgeRequest, why: str) -> Judgement:
     tag = f"{judge.name}@{judge.version}"
     v = Verdict("unverifiable", tag, "judge_error", "the judge failed on this answer",
                 {"traceback": why})
-    return Judgement(tuple(v for _ in req.fragments), evidence={"error": why.splitlines()[-1]})
+    return Judgement(tuple(v for _ in req.fragments), error=why.splitlines()[-1])
 
 
 def _checked(judge: Judge, requests: list[JudgeRequest], judgements: list[Judgement]) -> list[Judgement]:

@@ -115,12 +115,15 @@ class Judgement:
         coverage: For ``reference_recall`` completeness, one verdict per reference
             statement: ``correct`` when the answer covers it.
         evidence: Response-level evidence (the final-answer check, the whole test log).
+        error: Set when the judge could not judge this response at all (bad input, a crash);
+            the verdicts are then ``unverifiable``. Not for failures of the judged program.
     """
 
     verdicts: tuple[Verdict, ...]
     solved: bool | None = None
     coverage: tuple[Verdict, ...] | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 @runtime_checkable
