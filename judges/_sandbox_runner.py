@@ -13,6 +13,10 @@ output goes to stderr or, for stdin/stdout tests, to a per-test buffer):
   test used ``test_timeout_s`` of CPU time, or ``WALL_FACTOR`` times that of wall time).
 - ``{"ev": "done"}``.
 
+Every record carries ``"pass"``: 1 for the first pass (untraced, stopping at the first
+failing test); when the job asks to ``localise`` and the first pass failed without an
+answer line to blame, pass 2 reruns every test in a fresh namespace with line coverage.
+
 The host also imports ``encode`` and ``values_equal`` from here, so both sides share one
 definition of value equality. Job kinds: ``asserts`` (statement strings), ``check``
 (HumanEval ``check(candidate)``, one test per top-level assert statement of its body),
@@ -182,17 +186,21 @@ class _Runner:
         self.job = job
         self.out = out
         self.timeout_s = float(job.get("test_timeout_s", 3.0))
-        self.trace = bool(job.get("trace"))
+        self.trace = False
         self.stop_on_fail = bool(job.get("stop_on_fail"))
-        self.max_timeouts = int(job.get("max_timeouts", 1_000_000))
+        self.max_timeouts = 1_000_000
         self.cover = None
         self.pid = os.getpid()
+        self.pass_no = 1
+        self.events = []
 
     # -- plumbing ------------------------------------------------------------------------
 
     def emit(self, obj):
         if os.getpid() != self.pid:
             return  # a process the answer forked must not write results
+        obj["pass"] = self.pass_no
+        self.events.append(obj)
         self.out.write(json.dumps(obj) + "\n")
         self.out.flush()
 
@@ -255,14 +263,21 @@ class _Runner:
         except (ValueError, RecursionError, MemoryError) as e:
             self.emit({"ev": "syntax", "line": None, "msg": _short(f"{type(e).__name__}: {e}")})
             return
-        if job["kind"] == "stdio":
+        self.one_pass(code)
+        if job.get("localise") and needs_localisation(self.events):
+            # Second pass, in a fresh namespace: every test, with line coverage.
+            self.pass_no, self.trace, self.stop_on_fail = 2, True, False
+            self.max_timeouts = int(job.get("max_timeouts", 1))
+            self.one_pass(code)
+        self.emit({"ev": "done"})
+
+    def one_pass(self, code):
+        if self.job["kind"] == "stdio":
             self.run_stdio(code)
             return
         ns = {"__name__": "answer", "__builtins__": __builtins__}
-        if not self.load(code, ns):
-            return
-        getattr(self, "run_" + job["kind"])(ns)
-        self.emit({"ev": "done"})
+        if self.load(code, ns):
+            getattr(self, "run_" + self.job["kind"])(ns)
 
     def load(self, code, ns):
         def _load():
@@ -410,7 +425,17 @@ class _Runner:
                                   "test": _short(test["input"])}
         self.emit({"ev": "load", "ok": True})
         self._loop(self.job["tests"], one)
-        self.emit({"ev": "done"})
+
+
+def needs_localisation(events):
+    """Whether a failed first pass needs a traced second one (no answer line raised)."""
+    load = next((e for e in events if e["ev"] == "load"), None)
+    if load is None or not load["ok"]:
+        return False
+    failed = [e for e in events if e["ev"] == "test" and e["status"] != "pass"]
+    return bool(failed) and not any(
+        e["status"] in ("error", "timeout") and (e.get("error") or {}).get("line") is not None
+        for e in failed)
 
 
 def _find_function(ns, name):

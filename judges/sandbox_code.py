@@ -245,24 +245,12 @@ class SandboxJudge:
         plans = [self._plan(req) for req in batch]
         self._run_references(plans)
         live = [p for p in plans if p.done is None]
-        first = self.sandbox.run_many([self._job(p, localise=False) for p in live])
-        needs_more, results = [], {}
-        for plan, res in zip(live, first):
+        for plan, res in zip(live, self.sandbox.run_many([self._job(p) for p in live])):
             events = _events(res)
-            results[id(plan)] = (res, events, None)
-            if _needs_localisation(plan, events):
-                needs_more.append(plan)
-        second = self.sandbox.run_many([self._job(p, localise=True) for p in needs_more])
-        for plan, res in zip(needs_more, second):
-            r1, e1, _ = results[id(plan)]
-            results[id(plan)] = (r1, e1, (res, _events(res)))
-        out = []
-        for plan in plans:
-            if plan.done is None:
-                res, events, loc = results[id(plan)]
-                plan.done = self._decide(plan, res, events, loc)
-            out.append(plan.done)
-        return out
+            first = [e for e in events if e.get("pass") == 1]
+            second = [e for e in events if e.get("pass") == 2]
+            plan.done = self._decide(plan, res, first, second or None)
+        return [p.done for p in plans]
 
     # -- building jobs --------------------------------------------------------------------
 
@@ -321,17 +309,17 @@ class SandboxJudge:
                                                    "msg": plan.syntax[1]}], None)
         return plan
 
-    def _job(self, plan: _Plan, *, localise: bool) -> Job:
-        job = dict(plan.job, test_timeout_s=self.test_timeout_s, trace=localise,
-                   stop_on_fail=not localise)
-        if localise:
-            job["max_timeouts"] = MAX_TIMEOUTS_LOCALISING
-        return self._sandbox_job(job)
+    def _job(self, plan: _Plan) -> Job:
+        return self._sandbox_job(dict(plan.job, test_timeout_s=self.test_timeout_s, stop_on_fail=True,
+                                      localise=True, max_timeouts=MAX_TIMEOUTS_LOCALISING))
 
     def _sandbox_job(self, job: dict[str, Any]) -> Job:
         n = max(1, len(job.get("tests") or ()) if job["kind"] != "check" else
                 job["test_src"].count("assert"))
-        wall = min(self.max_run_s, RUN_SLACK_S + n * self.test_timeout_s * runner.WALL_FACTOR)
+        # Two passes at most: the first stops at its first failure, the second
+        # (localisation) stops after MAX_TIMEOUTS_LOCALISING timeouts.
+        per_test_s = self.test_timeout_s * runner.WALL_FACTOR
+        wall = min(self.max_run_s, RUN_SLACK_S + (n + MAX_TIMEOUTS_LOCALISING + 1) * per_test_s)
         return Job({"runner.py": _runner_source(), "job.json": json.dumps(job).encode()}, "runner.py",
                    limits=Limits(wall_s=wall, cpu_s=math.ceil(wall),
                                  memory_bytes=self.sandbox.limits.memory_bytes))
@@ -350,8 +338,7 @@ class SandboxJudge:
             jobs.append(self._sandbox_job({
                 "code": ref["solution"], "kind": "compare", "entry_point": p.entry_point,
                 "tests": p.job["tests"], "setup": "", "test_src": "",
-                "test_timeout_s": self.test_timeout_s, "trace": False, "stop_on_fail": False,
-                "max_timeouts": MAX_TIMEOUTS_LOCALISING}))
+                "test_timeout_s": self.test_timeout_s, "stop_on_fail": False, "localise": False}))
         for key, res in zip(keys, self.sandbox.run_many(jobs)):
             values: list[Any] | None = [None] * len(todo[key].job["tests"])
             for ev in _events(res):
@@ -373,7 +360,7 @@ class SandboxJudge:
     # -- deciding -----------------------------------------------------------------------
 
     def _decide(self, plan: _Plan, res: RunResult | None, events: list[dict],
-                loc: tuple[RunResult, list[dict]] | None) -> Judgement:
+                loc: list[dict] | None) -> Judgement:
         req = plan.request
         n_tests = len(plan.job.get("tests") or ()) if plan.kind != "check" else None
         tests = [e for e in events if e.get("ev") == "test"]
@@ -438,7 +425,7 @@ class SandboxJudge:
         errors = []
         if load is not None and not load.get("ok"):
             errors.append(("load", load.get("error") or {}, {}))
-        loc_events = loc[1] if loc else []
+        loc_events = loc or []
         loc_failed = [e for e in loc_events if e.get("ev") == "test" and e["status"] != "pass"]
         for e in (loc_failed or failed):
             if e["status"] in ("error", "timeout"):
@@ -664,19 +651,6 @@ def _header_lines(program: str) -> set[int]:
 
 def _norm(line: str) -> str:
     return " ".join(line.split())
-
-
-def _needs_localisation(plan: _Plan, events: list[dict]) -> bool:
-    """A failed first run needs a traced rerun unless an answer line already raised."""
-    tests = [e for e in events if e.get("ev") == "test"]
-    load = next((e for e in events if e.get("ev") == "load"), None)
-    if load is None or not load.get("ok") or any(e.get("ev") == "syntax" for e in events):
-        return False
-    failed = [e for e in tests if e["status"] != "pass"]
-    if not failed:
-        return False
-    return not any(e["status"] in ("error", "timeout") and (e.get("error") or {}).get("line") is not None
-                   for e in failed)
 
 
 def _events(res: RunResult) -> list[dict]:
