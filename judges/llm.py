@@ -101,6 +101,23 @@ JUDGE_MAX_TOKENS = 128
 SPLIT_MAX_TOKENS = 256
 
 
+#: JSON schema of each template's reply, sent for constrained decoding (``structured``).
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "verify_claim": {"type": "object", "properties": {
+        "label": {"enum": ["supported", "contradicted", "not_enough_info"]},
+        "passage": {"type": ["integer", "null"]}, "explanation": {"type": "string"}},
+        "required": ["label", "passage", "explanation"], "additionalProperties": False},
+    "math_first_error": {"type": "object", "properties": {
+        "first_error_step": {"type": ["integer", "null"]}, "explanation": {"type": "string"}},
+        "required": ["first_error_step", "explanation"], "additionalProperties": False},
+    "code_first_error": {"type": "object", "properties": {
+        "first_error_line": {"type": ["integer", "null"]}, "explanation": {"type": "string"}},
+        "required": ["first_error_line", "explanation"], "additionalProperties": False},
+    "split_facts": {"type": "object", "properties": {
+        "facts": {"type": "array", "items": {"type": "string"}}},
+        "required": ["facts"], "additionalProperties": False},
+}
+
 # ----------------------------------------------------------------------------- templates
 
 
@@ -359,7 +376,8 @@ class LLMJudge:
         return Verdict("unverifiable", self.tag, reason, expl, ev)
 
     def _prompt(self, template: str, max_tokens: int, **variables: Any) -> Prompt:
-        return Prompt(render(template, **variables), self.tag, template_tag(template), max_tokens)
+        return Prompt(render(template, **variables), self.tag, template_tag(template), max_tokens,
+                      SCHEMAS[template])
 
     # -- claims (bio, med)
 
@@ -629,7 +647,8 @@ class LLMFactSplitter:
 
         spans = [sentence_spans(t) for t in texts]
         prompts = [Prompt(render("split_facts", sentence=t[a:b], demos=self._demos_for(t[a:b])),
-                          self.tag, template_tag("split_facts"), SPLIT_MAX_TOKENS)
+                          self.tag, template_tag("split_facts"), SPLIT_MAX_TOKENS,
+                          SCHEMAS["split_facts"])
                    for t, ss in zip(texts, spans) for a, b in ss]
         replies = iter(self.client.complete(prompts))
         out: list[list[Piece]] = []

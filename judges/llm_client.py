@@ -69,10 +69,14 @@ class LLMOptions:
         timeout_s: Socket timeout of one HTTP request (``openai``).
         max_retries: Retries after the first attempt of one request (``openai``).
         temperature: Sampling temperature; 0 (greedy) makes replies repeatable.
-        max_tokens: Cap on generated tokens per reply.
+        max_tokens: Cap on generated tokens per reply (each prompt kind has its own lower
+            default: 128 for verdicts, 256 for fact lists).
         batch_size: Prompts per ``LLM.chat`` call (``vllm``); also the most a ``kill -9`` loses.
         seed: Sampling seed sent with each request (``None``: not sent).
         api_key_env: Name of an extra environment variable holding the API key, searched first.
+        structured: Send each prompt's JSON schema so the server constrains decoding to it
+            (vLLM ``structured_outputs``; OpenAI ``response_format: json_schema``). Replies are
+            parsed as strictly either way; turn off for servers that reject the field.
         engine_kwargs: Extra ``vllm.LLM`` arguments (``max_model_len``, ``dtype`` ...).
     """
 
@@ -89,6 +93,7 @@ class LLMOptions:
     batch_size: int = 64
     seed: int | None = 0
     api_key_env: str | None = None
+    structured: bool = True
     engine_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -140,7 +145,7 @@ def _coerce(key: str, value: Any) -> Any:
     ints = {"max_concurrency", "max_retries", "max_tokens", "batch_size", "seed"}
     floats = {"timeout_s", "temperature"}
     try:
-        if key == "split":
+        if key in ("split", "structured"):
             if isinstance(value, str):
                 if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                     raise ValueError(value)
@@ -168,12 +173,14 @@ class Prompt:
         asker: ``name@version`` of the judge or splitter asking.
         template: ``name@version`` of the prompt template that rendered ``messages``.
         max_tokens: Cap on this reply's tokens (``None``: the client's ``max_tokens``).
+        schema: JSON schema of the reply, sent when ``LLMOptions.structured`` is on.
     """
 
     messages: tuple[Mapping[str, str], ...]
     asker: str
     template: str
     max_tokens: int | None = None
+    schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +245,12 @@ class LLMClient:
     def params(self, prompt: Prompt) -> dict[str, Any]:
         """Sampling parameters of ``prompt`` (hashed into its cache key)."""
         p: dict[str, Any] = {"temperature": self.options.temperature,
-                             "max_tokens": prompt.max_tokens or self.options.max_tokens}
+                             "max_tokens": min(prompt.max_tokens or self.options.max_tokens,
+                                               self.options.max_tokens)}
         if self.options.seed is not None:
             p["seed"] = self.options.seed
+        if self.options.structured and prompt.schema is not None:
+            p["json_schema"] = prompt.schema
         return p
 
     def key(self, prompt: Prompt) -> CacheKey:
@@ -380,8 +390,12 @@ class OpenAIClient(LLMClient):
             raise _BackendError(f"{path} returned non-JSON: {raw[:200]!r}", "bad_reply") from e
 
     def _one(self, prompt: Prompt, key: CacheKey) -> Reply:
-        body = {"model": self.model_id, "messages": [dict(m) for m in prompt.messages],
-                **self.params(prompt)}
+        params = self.params(prompt)
+        schema = params.pop("json_schema", None)
+        body = {"model": self.model_id, "messages": [dict(m) for m in prompt.messages], **params}
+        if schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": prompt.template.split("@")[0], "schema": schema, "strict": True}}
         attempt = 0
         while True:
             with self._stats_lock:
@@ -457,7 +471,15 @@ class VLLMClient(LLMClient):
         import vllm
 
         engine = self._load()
-        params = [vllm.SamplingParams(**self.params(p)) for p, _ in chunk]
+        params = []
+        for p, _ in chunk:
+            kw = self.params(p)
+            schema = kw.pop("json_schema", None)
+            if schema is not None:
+                from vllm.sampling_params import StructuredOutputsParams
+
+                kw["structured_outputs"] = StructuredOutputsParams(json=dict(schema))
+            params.append(vllm.SamplingParams(**kw))
         with self._stats_lock:
             self.stats.batches += 1
             self.stats.attempts += len(chunk)

