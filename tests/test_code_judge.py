@@ -180,3 +180,12 @@ def test_apps_call_inputs_split_into_arguments():
     assert _apps_args("13", 3) == [13]  # parameters with defaults may be left out
     assert _apps_args("apples # x\ngrapes\n['#', '!']", 2) == ["apples # x\ngrapes", ["#", "!"]]
     assert _apps_args("a b\nc", 1) == ["a b\nc"]
+
+
+def test_timeout_blames_the_outermost_loop_of_the_running_function():
+    from halt_eval.judges.sandbox_code import _outer_loop_line
+    src = ("def g(x):\n    for i in range(3):\n        h(x)\n"
+           "def h(x):\n    while True:\n        for j in range(9):\n            x += j\n")
+    assert _outer_loop_line(src, 7) == 5   # inside h: h's own outermost loop
+    assert _outer_loop_line(src, 3) == 2
+    assert _outer_loop_line("x = 1\n", 1) is None
