@@ -1,0 +1,203 @@
+"""The sympy math judge: claim checks, answer equivalence, verdict rules, time limits, hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from halt_eval.judges import sympy_math
+from halt_eval.judges.math_steps import find_claims
+from halt_eval.judges.sympy_math import SympyJudge, check_claim, compare_answers, extract_final_answer
+from halt_eval.registry import get_judge
+from halt_eval.score import Scorer
+from halt_eval.types import Judgement, Response, Verdict
+from tests.conftest import load_cases
+
+CLAIMS = load_cases("math_claims")
+ANSWERS = load_cases("math_answers")
+
+
+@pytest.mark.parametrize("case", CLAIMS, ids=[c["name"] for c in CLAIMS])
+def test_claim_cases(case):
+    got = [check_claim(c)["status"] for c in find_claims(case["text"])]
+    assert got == case["expected"], case["why"]
+
+
+@pytest.mark.parametrize("case", ANSWERS, ids=[c["name"] for c in ANSWERS])
+def test_answer_equivalence_cases(case):
+    assert compare_answers(case["reference"], case["answer"])["status"] == case["expected"], case["why"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("So $x = \\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
+    ("First \\boxed{1}, then finally \\boxed{\\{2, 3\\}}.", "\\{2, 3\\}"),
+    ("She pays 18 dollars.\n#### 18", "18"),
+    ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", "\\frac{3}{4}"),
+    ("The answer is 42.", "42"),
+    ("No answer here.", None),
+])
+def test_the_final_answer_is_taken_from_the_last_box_then_hashes_then_the_answer_is(text, expected):
+    assert extract_final_answer(text) == expected
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    s = Scorer.for_domain("math")
+    yield s
+    s.judge.close()
+
+
+def _gsm8k(shared_data, question: str) -> dict:
+    for line in (shared_data / "math" / "gsm8k" / "test.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["question"].strip() == question.strip():
+            return {"answer": row["answer"].split("####")[-1].strip(), "solution": row["answer"]}
+    raise LookupError(question)
+
+
+def _processbench(shared_data, name: str, row_id: str) -> dict:
+    rows = json.loads((shared_data / "math" / "processbench" / f"{name}.dev.json").read_text())
+    return next(r for r in rows if r["id"] == row_id)
+
+
+def _response(row: dict, reference: dict) -> Response:
+    return Response(row["id"], "math", row["problem"], "\n\n".join(row["steps"]), reference,
+                    fragments=tuple(row["steps"]))
+
+
+def test_the_registry_builds_the_sympy_judge_for_the_math_domain(scorer):
+    assert isinstance(scorer.judge, SympyJudge)
+    assert scorer.judge.name == "sympy"
+    judge = get_judge("sympy", timeout_s=1.0)
+    assert judge.timeout_s == 1.0
+    judge.close()
+
+
+def test_a_real_wrong_product_is_the_first_error_and_later_steps_follow_it(scorer, shared_data):
+    row = _processbench(shared_data, "gsm8k", "gsm8k-5")  # Llama-3.1-8B, label 2: 495 * 15 = 7455
+    [scored] = scorer.score([_response(row, _gsm8k(shared_data, row["problem"]))])
+    labels = [v.label for v in scored.verdicts]
+    assert labels.index("incorrect") == row["label"] == 2
+    assert scored.verdicts[2].reason == "claim_false"
+    assert "495 * 15 = 7455" in scored.verdicts[2].explanation
+    assert all(v.reason == "after_first_error" for v in scored.verdicts[3:])
+    assert scored.solved is False
+    json.dumps(scored.to_dict())
+
+
+def test_a_real_correct_answer_is_solved_with_nothing_flagged(scorer, shared_data):
+    row = _processbench(shared_data, "gsm8k", "gsm8k-0")
+    reference = _gsm8k(shared_data, row["problem"])
+    solved = {**row, "steps": row["steps"][:1] + [
+        "On Saturday they take back \\(18 / 3 = 6\\) flamingos and paint them white, "
+        "so \\(18 - 6 = 12\\) pink ones are left.",
+        "On Sunday they add 18 pink ones: \\(12 + 18 = 30\\) pink and 6 white.",
+        "The difference is \\(30 - 6 = 24\\). The answer is \\(\\boxed{24}\\).",
+    ]}
+    [scored] = scorer.score([_response(solved, reference)])
+    assert reference["answer"] == "24"
+    assert [v.label for v in scored.verdicts] == ["correct"] * 4
+    assert [v.reason for v in scored.verdicts] == ["no_claim_solved", "claims_hold", "claims_hold",
+                                                   "final_answer_equal"]
+    assert scored.solved is True and scored.completeness == 1.0
+
+
+def test_a_right_final_answer_reached_after_a_wrong_step_is_still_flagged_at_that_step(scorer):
+    text = "First, $3 \\times 4 = 13$.\nThen it happens to work out.\nThe answer is $\\boxed{12}$."
+    [scored] = scorer.score([Response("r", "math", "3 * 4?", text, {"answer": "12"})])
+    assert [v.label for v in scored.verdicts] == ["incorrect"] * 3
+    assert scored.verdicts[0].reason == "claim_false"
+    assert scored.verdicts[0].evidence["claims"][0]["lhs_value"] == "12"
+
+
+def test_a_missing_reference_leaves_the_final_step_unverifiable(scorer):
+    text = "We have $2 + 2 = 4$.\nSo the answer is $\\boxed{4}$."
+    [scored] = scorer.score([Response("r", "math", "2 + 2?", text, {})])
+    assert scored.verdicts[0].reason == "claims_hold"
+    assert (scored.verdicts[1].label, scored.verdicts[1].reason) == ("unverifiable", "missing_reference")
+    assert scored.solved is None
+    assert scored.evidence["status"] == "missing_reference"
+
+
+def test_a_step_with_no_checkable_claim_in_an_unsolved_answer_is_unverifiable(scorer):
+    text = "Think about the pigeons.\nThe answer is $\\boxed{5}$."
+    [scored] = scorer.score([Response("r", "math", "?", text, {"answer": "6"})])
+    assert [(v.label, v.reason) for v in scored.verdicts] == [
+        ("unverifiable", "no_checkable_claim"), ("incorrect", "final_answer_wrong")]
+
+
+@pytest.mark.parametrize("text", ["", "$$", "\\boxed{", "$\\frac{{{$ = 3", "1 = = = 2", "$x^{10^{10^{10}}} = 1$",
+                                  "\\boxed{\\frac{1}{0}}", "a" * 5000])
+def test_a_malformed_answer_never_raises(scorer, text):
+    [scored] = scorer.score([Response("r", "math", "?", text, {"answer": "1", "solution": "$1$"})])
+    assert scored.error is None
+    assert len(scored.verdicts) == len(scored.fragments)
+
+
+def _slow_or_dying_check(original):
+    def check(claim):
+        if claim.lhs.replace(" ", "") == "7\\times7":
+            time.sleep(60)
+        if claim.lhs.replace(" ", "") == "9\\times9":
+            os._exit(3)
+        return original(claim)
+    return check
+
+
+@pytest.fixture
+def forked_judge(monkeypatch):
+    """A judge whose workers are forked from this process, so a patched check reaches them."""
+    monkeypatch.setattr(sympy_math, "_START_METHOD", "fork")
+    monkeypatch.setattr(sympy_math, "check_claim", _slow_or_dying_check(sympy_math.check_claim))
+    judge = SympyJudge(timeout_s=1.0, workers=1)
+    yield judge
+    judge.close()
+
+
+def test_a_check_that_overruns_is_killed_and_the_rest_of_the_batch_still_runs(forked_judge):
+    text = "So $7 \\times 7 = 49$.\nAnd $2 + 2 = 5$."
+    scorer = Scorer.for_domain("math", judge=forked_judge)
+    t0 = time.monotonic()
+    [scored] = scorer.score([Response("r", "math", "?", text, {})])
+    assert time.monotonic() - t0 < 20
+    assert (scored.verdicts[0].label, scored.verdicts[0].reason) == ("unverifiable", "timeout")
+    assert scored.verdicts[0].evidence["claims"][0]["status"] == "timeout"
+    assert (scored.verdicts[1].label, scored.verdicts[1].reason) == ("incorrect", "claim_false")
+
+
+def test_a_worker_that_dies_gives_worker_error_and_is_replaced(forked_judge):
+    text = "So $9 \\times 9 = 81$.\nAnd $2 + 3 = 5$."
+    [scored] = Scorer.for_domain("math", judge=forked_judge).score([Response("r", "math", "?", text, {})])
+    assert (scored.verdicts[0].label, scored.verdicts[0].reason) == ("unverifiable", "worker_error")
+    assert (scored.verdicts[1].label, scored.verdicts[1].reason) == ("correct", "claims_hold")
+
+
+class _AlwaysCorrect:
+    """A stand-in for the LLM judge: calls every fragment it is asked about correct."""
+
+    name = "stub"
+    version = "1"
+
+    def __init__(self):
+        self.asked = []
+
+    def judge(self, batch):
+        self.asked += [f.index for req in batch for f in req.fragments]
+        return [Judgement(tuple(Verdict("correct", "stub@1", "stub") for _ in req.fragments)) for req in batch]
+
+
+def test_the_fallback_judge_is_asked_only_about_steps_sympy_cannot_check():
+    fallback = _AlwaysCorrect()
+    with SympyJudge(fallback=fallback) as judge:
+        text = "Think about the pigeons.\nSo $2 + 2 = 4$.\nThe answer is $\\boxed{5}$."
+        [scored] = Scorer.for_domain("math", judge=judge).score([Response("r", "math", "?", text, {"answer": "4"})])
+    assert fallback.asked == [0]
+    assert [v.reason for v in scored.verdicts] == ["stub", "claims_hold", "final_answer_wrong"]
+
+
+def test_a_bad_timeout_fails_at_construction_with_the_value():
+    with pytest.raises(ValueError, match="timeout_s must be > 0, got 0"):
+        SympyJudge(timeout_s=0)
