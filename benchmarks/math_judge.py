@@ -143,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         for s in scored:
             for v in s.verdicts:
                 reasons[v.reason] = reasons.get(v.reason, 0) + 1
+        figures["rows"] = [
+            {"id": r.id, "label": y, "predicted": p,
+             "reason": s.verdicts[p].reason if p >= 0 else None,
+             "explanation": s.verdicts[p].explanation if p >= 0 else None}
+            for r, s, y, p in zip(responses, scored, labels, preds)
+        ]
         report[path.stem] = figures
         all_preds += preds
         all_labels += labels

@@ -54,7 +54,7 @@ from halt_eval.types import Fragment, Judge, Judgement, JudgeRequest, Verdict
 
 log = logging.getLogger(__name__)
 
-#: Longest time one check (one claim, or one final-answer comparison) may take.
+#: CPU time one check (one claim, or one final-answer comparison) may use, in seconds.
 TIMEOUT_S = 3.0
 #: Claims checked per step at most; the rest are listed as not checked.
 MAX_CLAIMS_PER_STEP = 40
@@ -74,6 +74,10 @@ CHUNK = 64
 # to "fork" so that a patched check reaches the worker.)
 _START_METHOD = "forkserver"
 
+#: A check is also stopped after this many times ``timeout_s`` of wall clock (a check that
+#: sleeps or waits uses no CPU). On a shared, loaded machine the CPU limit keeps slow but
+#: progressing checks from being cut short.
+WALL_FACTOR = 10.0
 #: Longest time a new worker may take to load sympy and the parsers before its first check.
 STARTUP_TIMEOUT_S = 120.0
 _READY = "ready"
@@ -340,6 +344,24 @@ class _Worker:
         self.queue: deque[int] = deque()
         self.ready = False
         self.deadline = math.inf
+        self.started = math.inf  # wall clock when the current check began
+        self.cpu_mark = 0.0  # the worker's CPU seconds when the current check began
+
+    def begin_check(self, limit_s: float) -> None:
+        """Start the clock of the next check."""
+        self.started = time.monotonic()
+        self.cpu_mark = _cpu_seconds(self.proc.pid)
+        self.deadline = self.started + limit_s
+
+    def overran(self, limit_s: float) -> bool:
+        """Whether the current check used ``limit_s`` of CPU, or ``WALL_FACTOR`` times that of
+        wall clock; if neither, push the deadline to when it could next have."""
+        used = _cpu_seconds(self.proc.pid) - self.cpu_mark
+        now = time.monotonic()
+        if used >= limit_s or now - self.started >= WALL_FACTOR * limit_s:
+            return True
+        self.deadline = now + max(0.05, limit_s - used)
+        return False
 
     def kill(self) -> None:
         self.proc.kill()
@@ -350,7 +372,8 @@ class _Worker:
 class _WorkerPool:
     """Worker processes that run checks in batches, each check under a time limit.
 
-    A worker that overruns the limit on one check is killed and replaced; the check gets a
+    A worker that overruns the limit on one check (``timeout_s`` of CPU time, or
+    ``WALL_FACTOR * timeout_s`` of wall clock) is killed and replaced; the check gets a
     ``timeout`` result and the rest of its batch goes to the replacement. A worker's clock
     starts when it reports ready (imports done), not when it is started.
     """
@@ -396,13 +419,13 @@ class _WorkerPool:
                         continue
                     if message == _READY:
                         w.ready = True
-                        w.deadline = time.monotonic() + self.timeout_s
+                        w.begin_check(self.timeout_s)
                         continue
                     idx, result = message
                     results[idx] = result
                     w.queue.popleft()
-                    w.deadline = time.monotonic() + self.timeout_s
-                elif time.monotonic() >= w.deadline:
+                    w.begin_check(self.timeout_s)
+                elif time.monotonic() >= w.deadline and (not w.ready or w.overran(self.timeout_s)):
                     self._replace(k, tasks, results, {"status": "timeout",
                                                       "error": f"no result within {self.timeout_s} s"})
         return [r if r is not None else {"status": "error", "error": "lost"} for r in results]
@@ -410,7 +433,10 @@ class _WorkerPool:
     def _send(self, k: int, idx: list[int], tasks: list[tuple]) -> None:
         w = self.workers[k]
         w.queue.extend(idx)
-        w.deadline = time.monotonic() + (self.timeout_s if w.ready else STARTUP_TIMEOUT_S)
+        if w.ready:
+            w.begin_check(self.timeout_s)
+        else:
+            w.deadline = time.monotonic() + STARTUP_TIMEOUT_S
         w.conn.send([(i, tasks[i]) for i in idx])
 
     def _replace(self, k: int, tasks: list[tuple], results: list, result: dict) -> None:
@@ -420,6 +446,20 @@ class _WorkerPool:
         self.workers[k] = _Worker(self.ctx)
         if old.queue:
             self._send(k, list(old.queue), tasks)
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc; 0 where there is none,
+    which leaves only the wall-clock limit."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def _serve(conn: Connection) -> None:

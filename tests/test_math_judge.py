@@ -140,7 +140,10 @@ def test_a_malformed_answer_never_raises(scorer, text):
 def _slow_or_dying_check(original):
     def check(claim):
         if claim.lhs.replace(" ", "") == "7\\times7":
-            time.sleep(60)
+            while True:  # burns CPU: the CPU-time limit stops it
+                pass
+        if claim.lhs.replace(" ", "") == "8\\times8":
+            time.sleep(60)  # uses no CPU: the wall-clock cap stops it
         if claim.lhs.replace(" ", "") == "9\\times9":
             os._exit(3)
         return original(claim)
@@ -166,6 +169,14 @@ def test_a_check_that_overruns_is_killed_and_the_rest_of_the_batch_still_runs(fo
     assert (scored.verdicts[0].label, scored.verdicts[0].reason) == ("unverifiable", "timeout")
     assert scored.verdicts[0].evidence["claims"][0]["status"] == "timeout"
     assert (scored.verdicts[1].label, scored.verdicts[1].reason) == ("incorrect", "claim_false")
+
+
+def test_a_check_that_sleeps_is_stopped_by_the_wall_clock_cap(forked_judge, monkeypatch):
+    monkeypatch.setattr(sympy_math, "WALL_FACTOR", 2.0)
+    [scored] = Scorer.for_domain("math", judge=forked_judge).score(
+        [Response("r", "math", "?", "So $8 \\times 8 = 64$.\nAnd $1 + 1 = 2$.", {})])
+    assert scored.verdicts[0].reason == "timeout"
+    assert scored.verdicts[1].reason == "claims_hold"
 
 
 def test_a_worker_that_dies_gives_worker_error_and_is_replaced(forked_judge):
