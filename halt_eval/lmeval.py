@@ -259,6 +259,9 @@ def run_cli(argv: Sequence[str]) -> int:
     parser.add_argument("--llm-split", action="store_true", help="split atomic facts with the LLM")
     parser.add_argument("--corpus", help="reference corpus for bio/med (FActScore SQLite or JSONL)")
     parser.add_argument("--data-dir", help="local data directory (default: $HALT_DATA_DIR)")
+    parser.add_argument("--bootstrap-iters", type=int, metavar="N",
+                        help="resamples for lm-eval's bootstrap standard errors (lm-eval's default "
+                             "100000 takes seconds per metric; 0 turns them off)")
     parser.add_argument("-h", "--help", action="store_true")
     ours, rest = parser.parse_known_args(list(argv))
     if ours.help:
@@ -276,6 +279,8 @@ def run_cli(argv: Sequence[str]) -> int:
     from lm_eval.__main__ import cli_evaluate
 
     _replay_class()
+    if ours.bootstrap_iters is not None:
+        _set_bootstrap_iters(ours.bootstrap_iters)
     if "--include_path" not in rest and "--help" not in rest:
         rest = ["--include_path", tasks_path(), *rest]
     sys.argv = ["lm_eval", "run", *rest]
@@ -285,3 +290,11 @@ def run_cli(argv: Sequence[str]) -> int:
         return int(e.code or 0)
     return 0
 
+
+def _set_bootstrap_iters(n: int) -> None:
+    """lm-eval 0.4.13's CLI has no option for it; its run command calls ``lm_eval.simple_evaluate``."""
+    import functools
+
+    import lm_eval
+
+    lm_eval.simple_evaluate = functools.partial(lm_eval.simple_evaluate, bootstrap_iters=n)

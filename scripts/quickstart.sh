@@ -36,7 +36,7 @@ halt-eval run --model hf \
   --tasks halt_math,halt_code,halt_bio,halt_med --samples "$SAMPLES" \
   --corpus "$OUT/bio_corpus.jsonl" \
   --apply_chat_template --device cpu --batch_size 4 --gen_kwargs max_gen_toks=256 \
-  --bootstrap_iters 1000 --output_path "$OUT/smollm2" --log_samples
+  --bootstrap-iters 1000 --output_path "$OUT/smollm2" --log_samples
 
 halt-eval report "$OUT/smollm2" -o "$OUT/report.html"
 echo "quickstart: results in $OUT/smollm2, report at $OUT/report.html"

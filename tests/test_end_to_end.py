@@ -54,7 +54,7 @@ def test_stock_lm_eval_with_a_real_model_scores_every_domain(tmp_path):
            "--model_args", f"pretrained={model_dir},gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf,dtype=float32",
            "--include_path", include, "--tasks", ",".join(TASKS), "--samples", json.dumps(samples),
            "--apply_chat_template", "--device", "cpu", "--batch_size", "2",
-           "--gen_kwargs", "max_gen_toks=160", "--bootstrap_iters", "200",
+           "--gen_kwargs", "max_gen_toks=160",
            "--output_path", str(tmp_path / "out"), "--log_samples"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(HALT_CORPUS=str(corpus)), timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -92,7 +92,7 @@ def test_halt_eval_run_replays_recorded_answers_through_lm_eval(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
         [BIN / "halt-eval", "run", "--model", "halt-replay", "--model_args", f"path={answers}",
-         "--tasks", "halt_math_gsm8k", "--limit", "3", "--bootstrap_iters", "0",
+         "--tasks", "halt_math_gsm8k", "--limit", "3", "--bootstrap-iters", "0",
          "--output_path", str(out), "--log_samples"],
         capture_output=True, text=True, env=_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
