@@ -309,7 +309,7 @@ class SandboxJudge:
             plan.job["mode"] = "plus"
             plan.job["atol"] = float(ref["compare"].get("atol") or 0.0)
             plan.reference_key = hashlib.sha256(json.dumps(
-                [solution, ref["compare"]["inputs"], plan.entry_point]).encode()).hexdigest()
+                [solution, tests, plan.entry_point]).encode()).hexdigest()
             if not isinstance(solution, str) or not solution.strip():
                 plan.done = self._all(req, "unverifiable", "no_reference",
                                       "MBPP+ comparison needs the reference solution")

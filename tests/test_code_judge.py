@@ -189,3 +189,14 @@ def test_timeout_blames_the_outermost_loop_of_the_running_function():
     assert _outer_loop_line(src, 7) == 5   # inside h: h's own outermost loop
     assert _outer_loop_line(src, 3) == 2
     assert _outer_loop_line("x = 1\n", 1) is None
+
+
+def test_mbppplus_inputs_may_hold_tuples_sets_and_complex_numbers(judge):
+    ref = {"compare": {"inputs": [[(1, 2), {3}, 1 + 2j]], "atol": 0}, "entry_point": "kinds",
+           "solution": "def kinds(t, s, c):\n    return type(t).__name__, sorted(s), c.imag\n"}
+    good = "def kinds(t, s, c):\n    return (type(t).__name__, sorted(s), c.imag)\n"
+    bad = "def kinds(t, s, c):\n    return [type(t).__name__, sorted(s), c.imag]\n"
+    a, b = Scorer.for_domain("code", judge=judge).score(
+        [Response("good", "code", "", good, ref), Response("bad", "code", "", bad, ref)])
+    assert a.solved is True
+    assert b.solved is False  # a list is not the tuple the reference returns
