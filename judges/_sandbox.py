@@ -192,10 +192,10 @@ class Sandbox:
                 "as_nobody": self._as_nobody, "limits": asdict(self.limits)}
 
     def run(self, job: Job) -> RunResult:
-        """Run one job and return what it produced. Never raises over the program's behaviour.
+        """Run one job and return what it produced; never raises over the program's behaviour.
 
-        Raises:
-            OSError: The sandbox itself could not be started (not the program's fault).
+        A sandbox that cannot be started (the host out of processes or memory) gives an
+        ``exited`` result with no return code and the reason in ``stderr``.
         """
         limits = job.limits or self.limits
         scratch = (tempfile.TemporaryDirectory(prefix="halt-sbx-") if self.mode == "none"
@@ -204,6 +204,8 @@ class Sandbox:
             argv, pass_fds, cwd = self._command(job, limits, tmp)
             try:
                 return self._execute(argv, pass_fds, cwd, job.stdin, limits)
+            except OSError as e:
+                return RunResult("exited", None, b"", f"sandbox failed to start: {e}".encode(), 0.0)
             finally:
                 for fd in pass_fds:
                     os.close(fd)

@@ -200,3 +200,15 @@ def test_mbppplus_inputs_may_hold_tuples_sets_and_complex_numbers(judge):
         [Response("good", "code", "", good, ref), Response("bad", "code", "", bad, ref)])
     assert a.solved is True
     assert b.solved is False  # a list is not the tuple the reference returns
+
+
+def test_a_sandbox_that_cannot_start_gives_unverifiable_lines(judge, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(_sandbox.subprocess, "Popen", refuse)
+    case = JUDGE_CASES[0]
+    [scored] = Scorer.for_domain("code", judge=judge).score(
+        [Response("x", "code", "", case["answer"], case["reference"])])
+    assert {v.reason for v in scored.verdicts} == {"sandbox_error"}
+    assert scored.solved is None
+    assert "failed to start" in scored.evidence["log"]
