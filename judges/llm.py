@@ -101,20 +101,23 @@ JUDGE_MAX_TOKENS = 128
 SPLIT_MAX_TOKENS = 256
 
 
+# Bounded so a reply always fits its token cap (a truncated reply is unparseable).
+_EXPLANATION = {"type": "string", "maxLength": 300}
 #: JSON schema of each template's reply, sent for constrained decoding (``structured``).
 SCHEMAS: dict[str, dict[str, Any]] = {
     "verify_claim": {"type": "object", "properties": {
         "label": {"enum": ["supported", "contradicted", "not_enough_info"]},
-        "passage": {"type": ["integer", "null"]}, "explanation": {"type": "string"}},
+        "passage": {"type": ["integer", "null"]}, "explanation": _EXPLANATION},
         "required": ["label", "passage", "explanation"], "additionalProperties": False},
     "math_first_error": {"type": "object", "properties": {
-        "first_error_step": {"type": ["integer", "null"]}, "explanation": {"type": "string"}},
+        "first_error_step": {"type": ["integer", "null"]}, "explanation": _EXPLANATION},
         "required": ["first_error_step", "explanation"], "additionalProperties": False},
     "code_first_error": {"type": "object", "properties": {
-        "first_error_line": {"type": ["integer", "null"]}, "explanation": {"type": "string"}},
+        "first_error_line": {"type": ["integer", "null"]}, "explanation": _EXPLANATION},
         "required": ["first_error_line", "explanation"], "additionalProperties": False},
     "split_facts": {"type": "object", "properties": {
-        "facts": {"type": "array", "items": {"type": "string"}}},
+        "facts": {"type": "array", "maxItems": 12,
+                  "items": {"type": "string", "maxLength": 120}}},
         "required": ["facts"], "additionalProperties": False},
 }
 
@@ -347,6 +350,7 @@ class LLMJudge:
                 solved=j.solved if j is not None else None,
                 coverage=tuple(cov) if cov is not None else None,
                 evidence=dict(j.evidence) if j is not None else {},
+                error=getattr(j, "error", None),  # the inner judge's response-level failure
             ))
         return out
 
