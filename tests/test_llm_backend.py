@@ -274,7 +274,7 @@ def test_the_offline_engine_batches_caches_isolates_a_bad_prompt_and_resumes_aft
     options = {"backend": "vllm", "model": model, "cache_path": str(cache),
                "batch_size": batch, "engine_kwargs": ENGINE_KWARGS}
     args = ["--n", "6", "--all-domains"]
-    total = 18 + 2 + 1 + 2  # claims, math, code, split sentences (unique prompts)
+    total = 18 + 2 + 1 + 3  # claims, math, code, split sentences (unique prompts)
     # 1. Killed with kill -9 once the first chunks are committed.
     proc = _driver(py, options, tmp_path / "killed.json", *args, "--long-claim")
     survived = _kill_when(proc, cache, batch, START_TIMEOUT_S + 300)
