@@ -185,11 +185,14 @@ def latex_chains(text: str, start: int, end: int) -> list[Chain]:
             brk = _match_any(text, i, _LATEX_BREAKS)
             if brk.startswith("\\") and _letter_at(text, i + len(brk)):
                 brk = ""
+            if brk in _TEXT_COMMANDS and not _is_connective(text, i + len(brk), end):
+                i = _skip_group(text, i + len(brk), end) if _next_is_brace(text, i + len(brk), end) else i + len(brk)
+                continue
             if brk or (ch == "," and not _in_number(text, i)):
                 close_operand(i)
                 flush()
                 i += len(brk) if brk else 1
-                if brk in (r"\text", r"\mbox", r"\textbf", r"\mathrm") and i < end and text[i] == "{":
+                if brk in _TEXT_COMMANDS and _next_is_brace(text, i, end):
                     i = _skip_group(text, i, end)
                 piece_start = i
                 continue
@@ -204,6 +207,28 @@ def latex_chains(text: str, start: int, end: int) -> list[Chain]:
     close_operand(end)
     flush()
     return [c for c in chains if all(b > a for a, b in c.operands)]
+
+
+_TEXT_COMMANDS = (r"\text", r"\mbox", r"\textbf", r"\mathrm")
+# Words in \text{} that join two claims ("x = 1 \text{ and } y = 2"); other text is a named
+# quantity or a unit and stays part of its operand.
+_CONNECTIVES = frozenset("and or so then thus hence since because where when if for as but i.e. e.g. "
+                         "which gives giving yields implies therefore".split())
+
+
+def _next_is_brace(text: str, i: int, end: int) -> bool:
+    while i < end and text[i] == " ":
+        i += 1
+    return i < end and text[i] == "{"
+
+
+def _is_connective(text: str, i: int, end: int) -> bool:
+    """Whether the ``\\text{...}`` group at ``i`` holds only a connective word (or nothing)."""
+    m = re.compile(r"\s*\{([^{}]*)\}").match(text, i, end)
+    if m is None:
+        return True
+    words = m.group(1).strip(" ,.;:").lower().split()
+    return not words or all(w.strip(",.") in _CONNECTIVES for w in words)
 
 
 def _match_any(text: str, i: int, options: Sequence[str]) -> str:
@@ -246,12 +271,12 @@ def _strip(text: str, a: int, b: int) -> tuple[int, int]:
 # ---------------------------------------------------------------- plain-text arithmetic
 
 _TEXT_TOKEN = re.compile(
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"(?P<num>(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![A-Za-z_\d]))"
     r"|(?P<op>[+\-*/×÷^·−–]|\bx\b|\bX\b|\btimes\b|\bplus\b|\bminus\b|\bdivided by\b|\bmultiplied by\b)"
     r"|(?P<lp>\()|(?P<rp>\))"
     r"|(?P<rel>≈|≠|≤|≥|=|<|>)"
     r"|(?P<cur>[$€£])|(?P<pct>%)"
-    r"|(?P<word>[A-Za-z]+(?:'s)?)"
+    r"|(?P<word>[A-Za-z\d]*[A-Za-z][A-Za-z\d]*(?:'s)?)"
     r"|(?P<other>\S)"
 )
 _OP_NAMES = {"×": "*", "x": "*", "X": "*", "times": "*", "multiplied by": "*", "·": "*", "÷": "/",
@@ -271,12 +296,13 @@ def text_chains(text: str) -> list[list[tuple[str, str]]]:
     may follow a number ("15 students/class"). Currency signs are dropped; ``%`` is kept for
     the checker to read both ways. The last item's relation is ``""``.
     """
-    tokens = [(m.lastgroup, m.group()) for m in _TEXT_TOKEN.finditer(text)]
+    found = list(_TEXT_TOKEN.finditer(text))
+    tokens = [(m.lastgroup, m.group()) for m in found]
     chains: list[list[tuple[str, str]]] = []
     current: list[tuple[str, str]] = []
     i = 0
     while i < len(tokens):
-        expr, j = _read_expression(tokens, i)
+        expr, j = _read_expression(tokens, i) if _may_start(found, i) or current else (None, i)
         if expr is None:
             if len(current) > 1:
                 chains.append(current)
@@ -293,6 +319,21 @@ def text_chains(text: str) -> list[list[tuple[str, str]]]:
         current = []
         i = max(j, i + 1)
     return [c for c in chains if len(c) > 1]
+
+
+def _may_start(found: list[re.Match], i: int) -> bool:
+    """Whether an expression may start at token ``i``: not right after an operator, a one-letter
+    unknown or "mod" ("x + 5 - 5 = 27 - 5" is not "5 - 5 = 27 - 5"), and a leading minus must
+    touch its number ("- 4" after a dash is prose)."""
+    if i > 0:
+        prev = found[i - 1]
+        word = prev.group().lower()
+        if prev.lastgroup == "op" or (prev.lastgroup == "word" and (len(word) == 1 or word in ("mod", "modulo"))):
+            return False
+    m = found[i]
+    if m.lastgroup == "op" and i + 1 < len(found) and found[i + 1].start() != m.end():
+        return False
+    return True
 
 
 def _read_expression(tokens: list[tuple[str, str]], i: int) -> tuple[str | None, int]:
@@ -377,6 +418,9 @@ def find_claims(text: str) -> list[Claim]:
         blank[m.start():m.end()] = " " * (m.end() - m.start())
     text = "".join(blank)
     for seg in math_segments(text):
+        if _MODULAR.search(text, *seg.inner):
+            blank[seg.span[0]:seg.span[1]] = " " * (seg.span[1] - seg.span[0])
+            continue
         for chain in latex_chains(text, *seg.inner):
             for k, rel in enumerate(chain.relations):
                 lhs, rhs = chain.operands[k], chain.operands[k + 1]
@@ -391,6 +435,10 @@ def find_claims(text: str) -> list[Claim]:
             if _squeezed(claim.as_text()) not in seen:
                 claims.append(claim)
     return claims
+
+
+# Congruences and remainders are not equalities of numbers: "21 \mod 19 = 2" is skipped whole.
+_MODULAR = re.compile(r"\\(?:p|b)?mod\b|\\equiv|\bmod\b|\\pmod")
 
 
 def _squeezed(s: str) -> str:

@@ -64,6 +64,8 @@ MAX_OPERAND_CHARS = 400
 MAX_EXPONENT = 10_000
 #: Significant digits used for numeric comparison of exact values.
 EVAL_DIGITS = 50
+#: Significant digits from which a decimal input is taken to be rounded (2.8284, not 1.5).
+ROUNDED_INPUT_DIGITS = 4
 #: Relative tolerance for "approximately" (``\\approx``, ``≈``) claims.
 APPROX_REL_TOL = 0.01
 #: Checks sent to a worker in one message: large enough to amortize the pipe, small enough
@@ -125,7 +127,7 @@ class SympyJudge:
 
     def close(self) -> None:
         """Stop the worker processes (they restart on the next ``judge`` call)."""
-        if self._pool is not None:
+        if getattr(self, "_pool", None) is not None:
             self._pool.close()
             self._pool = None
 
@@ -524,7 +526,7 @@ def check_claim(claim: Claim) -> dict:
         if name.startswith("identity"):
             outcome = _identity_outcome(lhs, rhs)
         else:
-            outcome = _compare(lhs, rhs, claim.rel, decimals)
+            outcome = _compare(lhs, rhs, claim.rel, decimals, _input_rounding(claim.lhs))
         outcome["reading"] = name
         if outcome["status"] == "true":
             return outcome
@@ -542,9 +544,12 @@ def precheck(claim: Claim) -> str | None:
 
     * ``no_computation``: a plain-text first link with no operator on its left ("2 hours = 120
       minutes" restates with units).
+    * ``base_notation``: a number written in another base (``2012_3``).
     * ``symbolic``: a LaTeX link with unknowns that is the first of its chain (a definition or
       an equation to solve), or whose other side has none (a substitution).
     """
+    if _BASE_NOTATION.search(claim.lhs) or _BASE_NOTATION.search(claim.rhs):
+        return "base_notation"
     if claim.source != "latex":
         if claim.source == "text" and claim.link == 0 and not re.search(r"[-+*/^]", claim.lhs.lstrip("-")):
             return "no_computation"
@@ -555,20 +560,34 @@ def precheck(claim: Claim) -> str | None:
     return None
 
 
+_UNIT_TEXT = re.compile(r"(?<=[\d}%])\s*\\(?:text|mbox|mathrm)\s*\{[^{}]*\}")
+_BASE_NOTATION = re.compile(r"[\d)}]\s*_")
 _COMMAND = re.compile(r"\\[a-zA-Z]+")
 
 
 def _has_unknowns(latex: str) -> bool:
-    s = _LATEX_TEXT.sub(" ", latex)
+    """Whether ``latex`` names an unknown: a letter outside commands, or a ``\\text{}`` that is
+    not a unit after a number ("\\text{Chenny's Age} - 4" names a quantity)."""
+    s = _UNIT_TEXT.sub(" ", latex)
+    if _LATEX_TEXT.search(s):
+        return True
     s = re.sub(r"\\operatorname\s*\{[^{}]*\}", " ", s)
     return re.search(r"[a-zA-Z]", _COMMAND.sub(" ", s)) is not None
+
+
+def _input_rounding(text: str) -> float:
+    """Relative error a computation may carry from rounded decimal inputs: a decimal with four
+    or more significant digits (2.8284) looks rounded; fewer (1.5) are taken as exact."""
+    sig = [len(m.lstrip("0.").replace(".", "")) for m in re.findall(r"\d+\.\d+", text)]
+    sig = [n for n in sig if n >= ROUNDED_INPUT_DIGITS]
+    return 2 * 10.0 ** -(min(sig) - 1) if sig else 0.0
 
 
 def _decimals(text: str) -> int:
     return max((len(m) for m in re.findall(r"\d\.(\d+)", text)), default=0)
 
 
-def _compare(lhs: Any, rhs: Any, rel: str, decimals: int) -> dict:
+def _compare(lhs: Any, rhs: Any, rel: str, decimals: int, input_rel: float = 0.0) -> dict:
     import sympy
 
     if lhs is None or rhs is None:
@@ -580,7 +599,8 @@ def _compare(lhs: Any, rhs: Any, rel: str, decimals: int) -> dict:
         exact_equal = lv == rv
         lf, rf = float(lv), float(rv)
     else:
-        lv, rv = sympy.sympify(lhs), sympy.sympify(rhs)
+        lv, rv = (sympy.Rational(x.numerator, x.denominator) if isinstance(x, Fraction) else sympy.sympify(x)
+                  for x in (lhs, rhs))
         if lv.free_symbols or rv.free_symbols or _has_function(lv) or _has_function(rv):
             return {"status": "unchecked", "why": "symbolic"}
         try:
@@ -605,6 +625,8 @@ def _compare(lhs: Any, rhs: Any, rel: str, decimals: int) -> dict:
             tol = max(tol, APPROX_REL_TOL * max(abs(lf), abs(rf)), 0.0 if decimals else 1.0)
         if exact_equal or diff <= tol * (1 + 1e-9):
             return {"status": "true", **shown}
+        if input_rel and diff <= input_rel * max(abs(lf), abs(rf)):
+            return {"status": "true", "why": "rounded_inputs", **shown}
         rounded = (not decimals and diff < 1 and (float(lf).is_integer() != float(rf).is_integer()))
         if rounded:
             return {"status": "true", "why": "rounded", **shown}
@@ -752,32 +774,62 @@ _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°")
 
 
 def _latex_readings(claim: Claim) -> Iterator[tuple[str, Any, Any]]:
-    """Readings of a LaTeX claim, cheapest first; later ones are only built if needed."""
+    """Readings of a LaTeX claim, cheapest first; later ones are only built if needed.
+
+    First both sides by the same reader (our arithmetic reader, the fast reader, latex2sympy
+    with and without mixed numbers); then every cross pair, since one reader may misread one
+    side only (latex2sympy reads "2(63)" as 65).
+    """
     for percent in (True, False):
         try:
             yield ("arithmetic" + ("" if percent else ",percent_as_number"),
                    _latex_arith(claim.lhs, percent), _latex_arith(claim.rhs, percent))
         except (_Unreadable, ZeroDivisionError, OverflowError):
             pass
-    fast = _latex_fast(claim.lhs), _latex_fast(claim.rhs)
-    if fast[0] is not None and fast[1] is not None:
-        if fast[0].free_symbols or fast[1].free_symbols:
-            if claim.link > 0 and claim.rel == "=":
-                yield ("identity,fast", *fast)
-        else:
-            yield ("fast", *fast)
-    # latex2sympy reads "2\frac{1}{2}" as a mixed number and also "3(1)" as 3 + 1: try both ways.
-    for mixed in (True, False):
-        if not mixed and not _MIXED.search(claim.lhs + " " + claim.rhs):
-            continue
-        lhs, rhs = _latex_sympy(claim.lhs, mixed), _latex_sympy(claim.rhs, mixed)
-        if lhs is None or rhs is None:
-            continue
-        if lhs.free_symbols or rhs.free_symbols:
-            if claim.link > 0 and claim.rel == "=":
-                yield ("identity" + ("" if mixed else ",no_mixed_numbers"), lhs, rhs)
-            continue
-        yield ("latex2sympy" + ("" if mixed else ",no_mixed_numbers"), lhs, rhs)
+    for name, read in _SIDE_READERS:
+        lhs, rhs = read(claim.lhs), read(claim.rhs)
+        if lhs is not None and rhs is not None:
+            yield from _pair(claim, name, lhs, rhs)
+    sides = [[(name, v) for name, read in _SIDE_READERS if (v := read(text)) is not None]
+             for text in (claim.lhs, claim.rhs)]
+    for lname, lhs in sides[0]:
+        for rname, rhs in sides[1]:
+            if lname != rname:
+                yield from _pair(claim, f"{lname}|{rname}", lhs, rhs)
+
+
+def _pair(claim: Claim, name: str, lhs: Any, rhs: Any) -> Iterator[tuple[str, Any, Any]]:
+    """A numeric pair as is; a symbolic one only as an identity continuing a chain."""
+    if getattr(lhs, "free_symbols", None) or getattr(rhs, "free_symbols", None):
+        if claim.link > 0 and claim.rel == "=" and not _NO_IDENTITY.search(claim.lhs + claim.rhs):
+            yield ("identity," + name, lhs, rhs)
+        return
+    yield (name, lhs, rhs)
+
+
+def _arith_or_none(text: str) -> Fraction | None:
+    try:
+        return _latex_arith(text, True)
+    except (_Unreadable, ZeroDivisionError, OverflowError):
+        return None
+
+
+def _latex_sympy_plain(text: str) -> Any:
+    return _latex_sympy(text, False) if _MIXED.search(text) else None
+
+
+_SIDE_READERS = (
+    ("arithmetic", _arith_or_none),
+    ("fast", lambda text: _latex_fast(text)),
+    ("latex2sympy", lambda text: _latex_sympy(text, True)),
+    ("latex2sympy,no_mixed_numbers", _latex_sympy_plain),
+)
+# Identities are not checked through absolute values (|x| = x needs a sign), primes
+# (derivatives), a function applied without parentheses (\sin\theta(2x) is ambiguous), or
+# the letters i and e (the imaginary unit and Euler's number, or unknowns).
+_NO_IDENTITY = re.compile(
+    r"\||\\[lr]vert|\\mid|'|\\(?:sin|cos|tan|sec|csc|cot|log|ln)(?!\s*[({])|(?<![a-zA-Z\\])[ie](?![a-zA-Z])"
+)
 
 
 def _identity_outcome(lhs: Any, rhs: Any) -> dict:
@@ -948,7 +1000,7 @@ def _parse_answer(s: str) -> Any:
                r"seconds?|days?|years?|miles?|people|students?)\s*\}", "", s)
     s = re.sub(r"\s*(dollars?|cents?|units?|students?|people|hours?|minutes?|days?|years?)\s*$", "", s)
     s = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", s)
-    s = s.replace("\\$", "")
+    s = re.sub(r"\\(?=\d)", "", s.replace("\\$", ""))  # "\15" is a mistyped "\$15"
     if not s:
         return None
     found = parse(f"${s}$", extraction_config=(LatexExtractionConfig(), ExprExtractionConfig()),
