@@ -454,3 +454,44 @@ def test_a_sentence_whose_split_cannot_be_parsed_stays_one_piece():
         splitter = LLMFactSplitter(client=make_client(opts(s)))
         [pieces] = splitter.split(["One fact here. Two."], [claims_set(1)[0]])
     assert [(p.text, p.span) for p in pieces] == [("One fact here.", (0, 14)), ("Two.", (15, 19))]
+
+
+# ------------------------------------------------------- with the real embedded judges
+
+
+def _embedded(domain: str):
+    from halt_eval.registry import domain_spec, get_judge, get_splitter
+
+    spec = domain_spec(domain)
+    try:
+        return spec, get_judge(spec.judge), get_splitter(spec.splitter)
+    except (RuntimeError, ImportError) as e:  # e.g. no bubblewrap on this machine
+        pytest.skip(f"embedded {domain} judge unavailable: {e}")
+
+
+def test_build_over_the_sympy_judge_asks_only_about_steps_it_could_not_check(server):
+    spec, ej, es = _embedded("math")
+    judge, splitter = build("math", embedded_judge=ej, embedded_splitter=es, options=opts(server))
+    resp = Response("m1", "math", "Ann has 2 apples and buys 2. Doubled?",
+                    "Let n be the number of apples Ann has now.\n2 + 2 = 5\n"
+                    "So the answer is \\boxed{10}.",
+                    {"answer": "8", "solution": "2 + 2 = 4, doubled is 8."})
+    [scored] = Scorer(spec, splitter, judge).score([resp])
+    labels = [(v.label, v.judge.split("@")[0]) for v in scored.verdicts]
+    assert labels[1] == ("incorrect", "sympy")  # the symbolic check stands
+    assert labels[0] == ("correct", "llm")  # the LLM decided the uncheckable step before it
+    assert len(server.requests) == 1
+    assert "Step 3" not in user_text(server.requests[0])  # nothing past sympy's first error
+
+
+def test_build_over_the_sandbox_judge_relocalises_a_failing_answer(server):
+    spec, ej, es = _embedded("code")
+    judge, splitter = build("code", embedded_judge=ej, embedded_splitter=es, options=opts(server))
+    resp = Response("c1", "code", "Write add(a, b).",
+                    "```python\ndef add(a, b):\n    c = a - b\n    return c\n```",
+                    {"tests": ["assert add(1, 2) == 3"]})
+    [scored] = Scorer(spec, splitter, judge).score([resp])
+    assert [v.label for v in scored.verdicts] == ["correct", "incorrect", "incorrect"]
+    assert scored.verdicts[1].reason == "llm_first_error"
+    assert "inner" in scored.verdicts[1].evidence and scored.solved is False
+    assert '"first_failure"' in user_text(server.requests[0])
