@@ -395,7 +395,9 @@ class OpenAIClient(LLMClient):
         body = {"model": self.model_id, "messages": [dict(m) for m in prompt.messages], **params}
         if schema is not None:
             body["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": prompt.template.split("@")[0], "schema": schema, "strict": True}}
+                # Not "strict": OpenAI's strict mode rejects maxLength/maxItems; vLLM enforces
+                # the schema either way.
+                "name": prompt.template.split("@")[0], "schema": schema}}
         attempt = 0
         while True:
             with self._stats_lock:
@@ -448,6 +450,7 @@ class VLLMClient(LLMClient):
                 "--judge-backend openai against a running `vllm serve`")
         super().__init__(options, cache)
         self._engine: Any = None
+        self._start_error: str | None = None
         self.engine_start_s: float | None = None
 
     @property
@@ -493,12 +496,19 @@ class VLLMClient(LLMClient):
         step = self.options.batch_size
         for i in range(0, len(items), step):
             chunk = items[i:i + step]
+            if self._start_error is not None:  # one slow failed start per run is enough
+                out += [self._record(Reply(None, k, self._start_error, "engine")) for _, k in chunk]
+                continue
             try:
                 replies = self._generate(chunk)
             except Exception as e:  # noqa: BLE001 - vLLM rejects a whole batch for one bad prompt
-                if self._engine is None:  # the engine itself failed to start: say so once
-                    raise RuntimeError(f"vLLM engine for {self.options.model} failed to "
-                                       f"start: {e}") from e
+                if self._engine is None:  # the engine itself failed to start
+                    self._start_error = (f"vLLM engine for {self.options.model} failed to start: "
+                                         f"{type(e).__name__}: {e}")[:500]
+                    log.error("%s", self._start_error)
+                    out += [self._record(Reply(None, k, self._start_error, "engine"))
+                            for _, k in chunk]
+                    continue
                 replies = []
                 for one in chunk:  # isolate the prompt that broke the batch
                     try:

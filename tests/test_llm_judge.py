@@ -495,3 +495,24 @@ def test_build_over_the_sandbox_judge_relocalises_a_failing_answer(server):
     assert scored.verdicts[1].reason == "llm_first_error"
     assert "inner" in scored.verdicts[1].evidence and scored.solved is False
     assert '"first_failure"' in user_text(server.requests[0])
+
+
+def test_an_engine_that_fails_to_start_gives_llm_error_once_not_a_crash(monkeypatch, tmp_path):
+    import types
+
+    from halt_eval.judges import llm_client
+
+    starts = []
+
+    def broken_llm(**kwargs):
+        starts.append(kwargs)
+        raise RuntimeError("no memory for the KV cache")
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=broken_llm))
+    monkeypatch.setattr(llm_client.importlib.util, "find_spec", lambda name: object())
+    judge = LLMJudge("bio", options=LLMOptions(backend="vllm", model="/m", batch_size=2))
+    [a] = judge.judge([request(claims_set(1)[0])])
+    [b] = judge.judge([request(claims_set(2)[1])])
+    assert len(starts) == 1
+    assert {v.reason for v in a.verdicts + b.verdicts} == {"llm_error"}
+    assert "failed to start" in a.verdicts[0].evidence["llm"]["error"]
