@@ -140,17 +140,19 @@ def test_the_judge_and_splitter_satisfy_the_core_protocols(server):
 # ----------------------------------------------------------------------------- parsing
 
 
-@pytest.mark.parametrize("reply,expected", [
-    ('{"label": "supported"}', {"label": "supported"}),
-    ('  ```json\n{"a": 1}\n```  ', {"a": 1}),
-    ('Sure! {"a": 1}', None),
-    ('{"a": 1} I hope this helps', None),
-    ('[1, 2]', None),
-    ('{"a": ', None),
-    ('', None),
-], ids=["plain", "fenced", "prose_before", "prose_after", "not_an_object", "truncated", "empty"])
-def test_replies_are_parsed_strictly(reply, expected):
-    assert parse_json_object(reply) == expected
+def _parse_cases() -> list[dict]:
+    rows = [json.loads(line) for line in
+            (Path(__file__).parent / "cases" / "llm_parse.jsonl").read_text().splitlines() if line]
+    for i, row in enumerate(rows, 1):
+        missing = {"name", "reply", "expected", "why"} - set(row)
+        if missing:
+            raise ValueError(f"cases/llm_parse.jsonl:{i}: missing {sorted(missing)}")
+    return rows
+
+
+@pytest.mark.parametrize("case", _parse_cases(), ids=lambda c: c["name"])
+def test_replies_are_parsed_strictly(case):
+    assert parse_json_object(case["reply"]) == case["expected"], case["why"]
 
 
 @pytest.mark.parametrize("content", [
