@@ -45,13 +45,16 @@ Reference formats (``reference_from`` builds them from raw dataset rows):
 - APPS call-based: ``{"io": [{"input": str, "output": value}], "fn_name", "starter_code"}``;
   an input holds one argument per line (all of it when the function takes one argument;
   surplus lines belong to a multi-line string, the first or last argument, whichever leaves
-  more of the others parsable), each parsed as a Python literal or else a plain string; the output matches
-  the return value, or its only element when it is a one-element list; tuples equal
-  lists; floats within 1e-6.
+  more of the others parsable), each parsed as a Python literal or else a plain string;
+  the output matches the return value, or its only element when it is a one-element
+  list; tuples equal lists; floats within 1e-6.
 - MBPP+: ``{"compare": {"inputs": [[args...]], "atol": float}, "entry_point", "solution"}``;
   the reference solution runs on the inputs in the sandbox first, and the answer must
   match its outputs (floats within ``atol + 1e-7 * |expected|``, as EvalPlus). Inputs
-  are passed as JSON gives them (lists, never tuples).
+  are passed as given: JSON lists stay lists (EvalPlus's per-task tuple conversion is not
+  applied); tuples, sets and complex numbers given by the caller are kept.
+- The sandbox killed from outside after a test already failed, or a program that ends
+  without reporting (``os._exit``, a signal): judged on the tests reported so far.
 """
 
 from __future__ import annotations
