@@ -34,6 +34,8 @@ Line verdicts (reason codes in brackets):
   [``reference_fails``], the sandbox was killed before any result (wall clock,
   output cap) [``wall_timeout``, ``output_limit``], the sandbox produced no result
   [``sandbox_error``], or a pre-split fragment is not a code line [``not_code_line``].
+  A run killed after a test failed, or one that ends without reporting (``os._exit``, a
+  signal), is judged on the tests it reported.
 
 Reference formats (``reference_from`` builds them from raw dataset rows):
 
@@ -53,8 +55,6 @@ Reference formats (``reference_from`` builds them from raw dataset rows):
   match its outputs (floats within ``atol + 1e-7 * |expected|``, as EvalPlus). Inputs
   are passed as given: JSON lists stay lists (EvalPlus's per-task tuple conversion is not
   applied); tuples, sets and complex numbers given by the caller are kept.
-- The sandbox killed from outside after a test already failed, or a program that ends
-  without reporting (``os._exit``, a signal): judged on the tests reported so far.
 """
 
 from __future__ import annotations
