@@ -1,0 +1,180 @@
+"""The retrieval claims judge: chunking, corpora, retrieval, verdicts, med coverage, bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from conftest import load_cases
+from halt_eval.judges import retrieval_claims as rc
+from halt_eval.judges.retrieval_claims import (
+    REASONS, BadReference, Corpus, RetrievalJudge, chunk_text, retrieve,
+)
+from halt_eval.score import Scorer
+from halt_eval.types import Fragment, JudgeRequest, Response
+
+CASES = load_cases("claims_judge")
+
+ADA = ("Ada Lovelace was an English mathematician and writer. She is chiefly known for her work on "
+       "Charles Babbage's Analytical Engine. She was born in London in 1815. She died in 1852.")
+TURING = "Alan Turing was an English mathematician and computer scientist. He was born in Maida Vale in 1912."
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return RetrievalJudge()
+
+
+@pytest.fixture()
+def sqlite_corpus(tmp_path):
+    db = tmp_path / "wiki.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE documents (title PRIMARY KEY, text)")
+        conn.executemany("INSERT INTO documents VALUES (?, ?)", [("Ada Lovelace", ADA), ("Alan Turing", TURING)])
+    return db
+
+
+@pytest.fixture()
+def jsonl_corpus(tmp_path):
+    path = tmp_path / "wiki.jsonl"
+    path.write_text("\n".join(json.dumps({"title": t, "text": x})
+                              for t, x in [("Ada Lovelace", ADA), ("Alan Turing", TURING)]) + "\n")
+    return path
+
+
+def _request(domain, text, reference, facts=None):
+    facts = facts if facts is not None else [text]
+    frags = tuple(Fragment(i, f, (0, len(text)), "independent") for i, f in enumerate(facts))
+    return JudgeRequest(Response("r", domain, "", text, reference), frags)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_judge_cases(judge, case):
+    [j] = judge.judge([_request(case["domain"], case["text"], case["reference"])])
+    got = [[v.label, v.reason] for v in j.verdicts]
+    assert got == case["expected"], f"{case['why']}: {[v.explanation for v in j.verdicts]}"
+    assert all(v.reason in REASONS and v.judge == "retrieval@1" for v in j.verdicts)
+
+
+def test_chunks_keep_sentences_whole_and_overlap():
+    text = " ".join(f"Sentence number {i} has six words." for i in range(40))
+    chunks = chunk_text(text, words=30, overlap=12)
+    assert len(chunks) > 1
+    assert all(c.endswith("words.") and c.startswith("Sentence") for c in chunks)
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.split(". ")[0] in a  # the next chunk starts inside the previous one
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "jsonl"])
+def test_topic_pages_are_found_in_both_corpus_formats(kind, sqlite_corpus, jsonl_corpus):
+    corpus = Corpus(sqlite_corpus if kind == "sqlite" else jsonl_corpus)
+    found = retrieve(["Ada Lovelace was born in London."], {"topic": "ada lovelace"}, corpus=corpus, top_k=2)
+    assert found.source == "topic_document" and found.covers_topic
+    assert all(p.title == "Ada Lovelace" for p in found.passages[0])
+    assert "London" in found.passages[0][0].text
+
+
+def test_a_topic_missing_from_the_corpus_falls_back_to_a_search(sqlite_corpus, judge):
+    corpus = Corpus(sqlite_corpus)
+    found = retrieve(["He was born in Maida Vale."], {"topic": "A. M. Turing"}, corpus=corpus)
+    assert found.source == "corpus_search" and not found.covers_topic
+    assert found.passages[0][0].title == "Alan Turing"
+    j = RetrievalJudge(corpus=sqlite_corpus)
+    [res] = j.judge([_request("bio", "A. M. Turing played cricket for England.", {"topic": "A. M. Turing"})])
+    assert res.verdicts[0].label == "unverifiable" and res.verdicts[0].reason == "not_found"
+
+
+def test_an_index_is_built_once_per_passage_set(sqlite_corpus):
+    corpus = Corpus(sqlite_corpus)
+    assert corpus.topic_index("Ada Lovelace") is corpus.topic_index("Ada Lovelace")
+    ref = {"topic": "x", "passages": ["One passage about x."]}
+    retrieve(["x"], ref)
+    before = dict(rc._INDEXES)
+    retrieve(["x again"], ref)
+    assert dict(rc._INDEXES).keys() == before.keys()
+
+
+def test_bad_corpus_paths_fail_at_construction(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        RetrievalJudge(corpus=tmp_path / "missing.db")
+    bad = tmp_path / "corpus.txt"
+    bad.write_text("x")
+    with pytest.raises(ValueError, match="expected .jsonl or .db"):
+        Corpus(bad)
+    with pytest.raises(ValueError, match="top_k"):
+        RetrievalJudge(top_k=0)
+
+
+def test_retrieve_names_what_is_wrong_with_a_reference():
+    with pytest.raises(BadReference) as e:
+        retrieve(["x"], {"topic": "Someone"})
+    assert e.value.code == "no_reference" and "no corpus" in str(e.value)
+    with pytest.raises(BadReference) as e:
+        retrieve(["x"], {"must_have": [1, 2]})
+    assert e.value.code == "bad_reference"
+
+
+def test_verdicts_carry_their_evidence(judge):
+    [j] = judge.judge([_request("bio", "Ada Lovelace was born in London.", {"topic": "Ada Lovelace",
+                                                                            "passages": [ADA]})])
+    ev = j.verdicts[0].evidence
+    assert ev["passages"] and ev["passages"][0]["title"] == "Ada Lovelace"
+    assert 0 <= ev["p_supported"] <= 1 and "London" in ev["best_sentence"]
+    json.dumps(ev)  # JSON-safe
+
+
+def test_med_coverage_has_one_verdict_per_must_have(judge):
+    ref = {"must_have": ["Ibuprofen can cause stomach bleeding.", "Ibuprofen is used to treat gout."],
+           "nice_to_have": ["Take it with food."], "answer": "Ibuprofen is an NSAID."}
+    text = "Ibuprofen is a painkiller. It can cause bleeding in the stomach."
+    [j] = judge.judge([_request("med", text, ref, ["Ibuprofen is a painkiller.",
+                                                   "Ibuprofen can cause bleeding in the stomach."])])
+    assert [(v.label, v.reason) for v in j.coverage] == [("correct", "entailed"), ("incorrect", "not_covered")]
+
+
+def test_an_empty_fragment_is_unverifiable_and_the_rest_judged(judge):
+    ref = {"topic": "Ada Lovelace", "passages": [ADA]}
+    [j] = judge.judge([_request("bio", "x", ref, ["", "Ada Lovelace was born in London."])])
+    assert [v.reason for v in j.verdicts] == ["empty_fragment", "supported"]
+
+
+def test_a_failure_inside_the_judge_spares_the_rest_of_the_batch(judge, monkeypatch):
+    good = _request("bio", "Ada Lovelace was born in London.", {"topic": "Ada Lovelace", "passages": [ADA]})
+    bad = _request("bio", "Boom.", {"topic": "Ada Lovelace", "passages": [ADA]})
+    real = judge.verifier.features
+
+    def flaky(claims, evidence, topic=""):
+        if claims == ["Boom."]:
+            raise RuntimeError("embedding failed")
+        return real(claims, evidence, topic)
+
+    monkeypatch.setattr(judge.verifier, "features", flaky)
+    out = judge.judge([good, bad])
+    assert out[0].verdicts[0].label == "correct"
+    assert (out[1].verdicts[0].label, out[1].verdicts[0].reason) == ("unverifiable", "judge_error")
+    assert "embedding failed" in out[1].verdicts[0].explanation
+
+
+def test_bio_scores_through_the_scorer_with_a_corpus(sqlite_corpus, jsonl_corpus):
+    for corpus in (sqlite_corpus, jsonl_corpus):
+        scorer = Scorer.for_domain("bio", judge_kwargs={"corpus": str(corpus)})
+        text = "Ada Lovelace was an English mathematician. She was born in London. She won an Olympic medal."
+        [s] = scorer.score([Response("r", "bio", "Tell me a bio of Ada Lovelace.", text, {"topic": "Ada Lovelace"})])
+        labels = {f.text: v.label for f, v in zip(s.fragments, s.verdicts)}
+        assert labels["Ada Lovelace was born in London."] == "correct"
+        assert labels["Ada Lovelace won an Olympic medal."] == "incorrect"
+        assert s.n_desired == 10 and s.completeness == pytest.approx(s.n_correct / 10)
+
+
+def test_med_scores_through_the_scorer_with_coverage_as_completeness():
+    scorer = Scorer.for_domain("med")
+    ref = {"must_have": ["Ibuprofen can cause stomach bleeding.", "Ibuprofen is used to treat gout."],
+           "nice_to_have": [], "answer": "Ibuprofen is an NSAID that can cause stomach bleeding."}
+    text = "Ibuprofen can cause stomach bleeding. I hope this helps! Unsure from here. It treats gout."
+    [s] = scorer.score([Response("r", "med", "What about ibuprofen?", text, ref)])
+    assert [f.text for f in s.fragments] == ["Ibuprofen can cause stomach bleeding."]
+    assert s.verdicts[0].label == "correct"
+    assert len(s.coverage) == 2 and s.completeness == 0.5  # "gout" came after the marker
+    assert s.abstained
