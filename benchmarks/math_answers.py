@@ -7,8 +7,10 @@ Pairs, all built from MATH-500 (``--data`` holds ``test.jsonl``):
 * negatives: the reference against wrong answers made from it with a fixed seed (the truth is
   "not equal"): every number shifted by one, doubled or with a digit appended, a factorial
   moved by two (``1/2004!`` → ``1/2006!``), a radical dropped (``4\\sqrt{2}`` → ``4``), an
-  interval end's bracket flipped, a tuple reversed, a sign flipped. A perturbation that leaves
-  the text unchanged is skipped; a reversed tuple that is a palindrome too.
+  interval end's bracket flipped (not at an infinite end), a tuple reversed, a sign flipped.
+  Digits of ``\frac43`` shorthands, units and base subscripts are left alone, ``0`` is not
+  negated, and a perturbation that leaves the text unchanged is skipped, so every negative
+  really differs in value (the truth is by construction).
 * Math-Verify's documented false positives, written out.
 
 Both sides get the same strings: the reference, and the boxed content as the answer. Math-Verify
@@ -47,7 +49,12 @@ KNOWN_FALSE_POSITIVES = [
 def perturb(answer: str, rng: random.Random) -> list[tuple[str, str]]:
     """Wrong answers made from ``answer``: ``(kind, text)`` pairs, each differing from it."""
     out = []
-    numbers = list(re.finditer(r"\d+", answer))
+    # Digits of a "\frac43" shorthand, of a unit ("\mbox{ cm}^2") or of a base subscript are
+    # not perturbed: changing them may leave the value as it is.
+    protected = [m.span() for m in re.finditer(r"\\[dt]?frac\s*\d\d|\\(?:mbox|text)\{[^{}]*\}(?:\^\d)?|_\{?\d+\}?",
+                                               answer)]
+    numbers = [m for m in re.finditer(r"\d+", answer)
+               if not any(a <= m.start() < b for a, b in protected)]
     if numbers:
         m = rng.choice(numbers)
         n = int(m.group())
@@ -62,12 +69,14 @@ def perturb(answer: str, rng: random.Random) -> list[tuple[str, str]]:
     if re.match(r"^\s*[\[(].*[\])]\s*$", answer) and "," in answer:
         flipped = {"(": "[", "[": "(", ")": "]", "]": ")"}
         s = answer.strip()
-        out.append(("bracket", flipped[s[0]] + s[1:]))
+        if not s[1:].lstrip().startswith(("-\\infty", "\\infty")):  # "[-oo" is no interval end
+            out.append(("bracket", flipped[s[0]] + s[1:]))
         inner = s[1:-1].split(",")
         if len(inner) > 1 and inner != inner[::-1] and "\\" not in s:
             out.append(("reverse", s[0] + ",".join(reversed(inner)) + s[-1]))
-    if answer.strip() and answer.strip()[0] != "-" and numbers:
-        out.append(("negate", "-" + answer.strip()))
+    head = answer.strip()
+    if numbers and head != "0" and head[0] not in "-([{\\":
+        out.append(("negate", "-" + head))
     return [(k, t) for k, t in out if t != answer]
 
 

@@ -202,6 +202,12 @@ _ANSWER_IS = re.compile(
 def extract_final_answer(text: str) -> str | None:
     """The final answer stated in ``text``: the last ``\\boxed{}``, else the last ``#### N``
     line, else the last "the answer is ..."; ``None`` if there is none."""
+    found = _final_answer(text)
+    return found[1] if found else None
+
+
+def _final_answer(text: str) -> tuple[int, str] | None:
+    """``(rank, answer)``: rank 0 for a box, 1 for ``####``, 2 for "the answer is"."""
     boxes = list(_BOXED.finditer(text))
     if boxes:
         start = boxes[-1].end()
@@ -209,11 +215,11 @@ def extract_final_answer(text: str) -> str | None:
         for k in range(start, len(text)):
             depth += {"{": 1, "}": -1}.get(text[k], 0)
             if depth == 0:
-                return text[start:k].strip()
-        return text[start:].strip() or None
+                return (0, text[start:k].strip()) if text[start:k].strip() else None
+        return (0, text[start:].strip()) if text[start:].strip() else None
     hashes = list(_HASHES.finditer(text))
     if hashes:
-        return hashes[-1].group("a")
+        return 1, hashes[-1].group("a")
     said = list(_ANSWER_IS.finditer(text))
     if said:
         answer = said[-1].group("a").strip()
@@ -225,7 +231,7 @@ def extract_final_answer(text: str) -> str | None:
         for a, b in (("$", "$"), ("\\(", "\\)")):
             if answer.startswith(a) and answer.endswith(b) and len(answer) > len(a) + len(b):
                 answer = answer[len(a):-len(b)].strip()
-        return answer or None
+        return (2, answer) if answer else None
     return None
 
 
@@ -285,12 +291,10 @@ def _plan(req: JudgeRequest) -> _Plan:
     claims = []
     for frag in req.fragments:
         claims.append(find_claims(frag.text)[:MAX_CLAIMS_PER_STEP])
-    final_index, final_answer = None, None
-    for frag in reversed(req.fragments):
-        final_answer = extract_final_answer(frag.text)
-        if final_answer is not None:
-            final_index = frag.index
-            break
+    # The last box in any step wins over a later "the answer is ..." (often prose).
+    found = [(f.index, _final_answer(f.text)) for f in req.fragments]
+    found = [(rank, -index, index, answer) for index, got in found if got for rank, answer in [got]]
+    final_index, final_answer = (min(found)[2], min(found)[3]) if found else (None, None)
     ref = req.response.reference.get("answer") if req.response.reference else None
     reference = str(ref).strip() if ref is not None and str(ref).strip() else None
     return _Plan(req, claims, final_index, final_answer, reference)
@@ -968,6 +972,9 @@ def compare_answers(reference: str, answer: str) -> dict:
     """
     if _norm_text(reference) == _norm_text(answer):
         return {"status": "equal", "how": "same_text"}
+    if _BASE_NOTATION.search(reference) or _BASE_NOTATION.search(answer):
+        # "52_8" is not 52: with a base subscript, only the same text is the same number.
+        return {"status": "not_equal", "how": "base_notation_text_differs"}
     gold = _parse_answer(reference)
     pred = _parse_answer(answer)
     shown = {"reference_parsed": _short(gold), "answer_parsed": _short(pred)}
@@ -1079,6 +1086,8 @@ def _expr_equal(a: Any, b: Any) -> bool:
         return True
     if a.is_number and b.is_number:
         if a.is_Rational and b.is_Rational:
+            return False
+        if a.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or b.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
             return False
         # A decimal answer carries ~15 significant digits at most: demand agreement to 1e-9
         # relative; exact values must agree to 40 significant digits (1/2004! is not 1/2006!).
