@@ -112,7 +112,7 @@ class Scorer:
         requests = []
         for r, (cut, over), ps in zip(responses, cuts, pieces):
             frags = [Fragment(i, p.text, p.span, self.spec.kind) for i, p in enumerate(ps)]
-            requests.append(JudgeRequest(r, tuple(frags)))
+            requests.append(JudgeRequest(r, tuple(frags), cut.marker_offset))
         judgements = self._judge(requests)
         desired = self._n_desired(responses)
         out = []

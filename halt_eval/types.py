@@ -98,10 +98,24 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class JudgeRequest:
-    """One response and its fragments, as handed to a judge."""
+    """One response and its fragments, as handed to a judge.
+
+    Attributes:
+        response: The response, with its full text.
+        fragments: Its fragments (spans index into ``response.text``).
+        marker_offset: Where the scorer's abstention marker cut the answer, or ``None``; the
+            judged text is ``response.text[:marker_offset]``.
+    """
 
     response: Response
     fragments: tuple[Fragment, ...]
+    marker_offset: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The answer as given: the text before the abstention marker."""
+        t = self.response.text
+        return t if self.marker_offset is None else t[: self.marker_offset]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +225,9 @@ class ScoredResponse:
     def completeness(self) -> float | None:
         """Correct fragments against what a complete answer needs, capped at 1.
 
-        A dependent-domain answer that fully solves the task scores 1; with
-        ``reference_recall`` it is the share of reference statements covered. ``None``
-        when the needed count is unknown.
+        A dependent-domain answer that fully solves the task scores 1, one that the judge
+        found unsolved stays below 1; with ``reference_recall`` it is the share of reference
+        statements covered. ``None`` when the needed count is unknown.
         """
         if self.solved and self.n_given:
             return 1.0
@@ -221,7 +235,12 @@ class ScoredResponse:
             return _ratio(sum(v.label == "correct" for v in self.coverage), len(self.coverage))
         if not self.n_desired:
             return None
-        return min(1.0, self.n_correct / self.n_desired)
+        needed = self.n_desired
+        if self.solved is False:
+            # An answer that does not solve the task lacks at least one needed fragment, so it
+            # stays below 1 even when it is longer than the reference.
+            needed = max(needed, self.n_correct + 1)
+        return min(1.0, self.n_correct / needed)
 
     @property
     def f1(self) -> float | None:

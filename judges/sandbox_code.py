@@ -269,8 +269,11 @@ class SandboxJudge:
     def _plan(self, req: JudgeRequest) -> _Plan:
         plan = _Plan(req)
         ref = req.response.reference or {}
-        cut = cut_at_marker(req.response.text, self.markers)
-        text, plan.cut = cut.text, cut.marker_offset is not None
+        if req.marker_offset is not None:  # the scorer cut it; its markers are the ones in force
+            text, plan.cut = req.text, True
+        else:
+            cut = cut_at_marker(req.response.text, self.markers)
+            text, plan.cut = cut.text, cut.marker_offset is not None
         start, end = code_region(text)
         code = text[start:end]
         lines = {ln.span[0]: ln.number for ln in code_lines(text)}
