@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up halt-eval on a fresh Debian/Ubuntu machine: system packages (bubblewrap for the code
-# sandbox, chromium for the report's browser test) and a virtualenv at .venv with the package
+# Sets up halt-eval on a fresh Debian/Ubuntu machine: system packages (bubblewrap and python3 for
+# the code sandbox, chromium for the report's browser test) and a virtualenv at .venv with the package
 # and its test dependencies. Idempotent; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 command -v chromium >/dev/null || need_apt+=(chromium)
+# The sandbox runs code as `nobody`, who cannot read a Python under /root (pyenv): it uses the
+# system interpreter then.
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "setup: installing ${need_apt[*]} with apt-get"
