@@ -431,7 +431,9 @@ class LLMJudge:
         # Med completeness (reference_recall): does the answer cover each must-have statement?
         cov = coverage[i]
         statements = r.reference.get("must_have")
-        if r.domain == "med" and isinstance(statements, (list, tuple)) and r.text.strip():
+        # The answer as given: nothing after the abstention marker counts towards coverage.
+        answer = getattr(req, "text", r.text)
+        if r.domain == "med" and isinstance(statements, (list, tuple)) and answer.strip():
             if j is None or j.coverage is None:
                 cov = coverage[i] = [Verdict("unverifiable", self.tag, "llm_error", "not asked")
                                      for _ in statements]
@@ -440,7 +442,7 @@ class LLMJudge:
                     inner_v = cov[k] if j is not None and j.coverage is not None else None
                     if inner_v is not None and inner_v.label != "unverifiable":
                         continue
-                    asks.append(self._claim_ask(i, str(statement), [r.text], r.prompt,
+                    asks.append(self._claim_ask(i, str(statement), [answer], r.prompt,
                                                 "answer", inner_v,
                                                 lambda v, k=k, cov=cov: cov.__setitem__(k, v)))
         return asks

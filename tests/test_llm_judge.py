@@ -518,3 +518,13 @@ def test_an_engine_that_fails_to_start_gives_llm_error_once_not_a_crash(monkeypa
     assert len(starts) == 1
     assert {v.reason for v in a.verdicts + b.verdicts} == {"llm_error"}
     assert "failed to start" in a.verdicts[0].evidence["llm"]["error"]
+
+
+def test_med_coverage_ignores_what_follows_the_abstention_marker(server):
+    text = "Drug A treats X daily. Unsure from here. Drug B is never used."
+    resp = Response("m", "med", "What treats X?", text, {"must_have": ["Drug A treats X."]},
+                    ("Drug A treats X daily.",))
+    frags = (Fragment(0, "Drug A treats X daily.", (0, 22), "independent"),)
+    judge = LLMJudge("med", options=opts(server))
+    judge.judge([JudgeRequest(resp, frags, marker_offset=23)])
+    assert "Drug B" not in user_text(server.requests[-1])
