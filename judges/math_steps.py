@@ -322,13 +322,13 @@ def text_chains(text: str) -> list[list[tuple[str, str]]]:
 
 
 def _may_start(found: list[re.Match], i: int) -> bool:
-    """Whether an expression may start at token ``i``: not right after an operator, a one-letter
-    unknown or "mod" ("x + 5 - 5 = 27 - 5" is not "5 - 5 = 27 - 5"), and a leading minus must
-    touch its number ("- 4" after a dash is prose)."""
+    """Whether an expression may start at token ``i``: not right after an operator, a number, a
+    parenthesis, a one-letter unknown or "mod" ("x + 5 - 5 = 27 - 5" is not "5 - 5 = 27 - 5"),
+    and a leading minus must touch its number ("- 4" after a dash is prose)."""
     if i > 0:
         prev = found[i - 1]
         word = prev.group().lower()
-        if prev.lastgroup == "op" or (prev.lastgroup == "word" and (len(word) == 1 or word in ("mod", "modulo"))):
+        if prev.lastgroup in ("op", "num", "rp") or (prev.lastgroup == "word" and (len(word) == 1 or word in ("mod", "modulo"))):
             return False
     m = found[i]
     if m.lastgroup == "op" and i + 1 < len(found) and found[i + 1].start() != m.end():
@@ -365,6 +365,10 @@ def _read_expression(tokens: list[tuple[str, str]], i: int) -> tuple[str | None,
                 i += 1
             i = _skip_units(tokens, i)
             expect_operand = False
+            continue
+        if kind == "lp":  # "10(4)" is a product
+            out.append("*")
+            expect_operand = True
             continue
         if kind == "op":
             name = _OP_NAMES.get(tok, tok)
@@ -429,7 +433,7 @@ def find_claims(text: str) -> list[Claim]:
     prose = "".join(blank)
     # A calculator annotation repeats the computation written beside it: keep one copy.
     seen = {_squeezed(c.as_text()) for c in claims if c.source == "annotation"}
-    for chain in text_chains(prose):
+    for chain in (c for line in prose.split("\n") for c in text_chains(line)):
         for k in range(len(chain) - 1):
             claim = Claim(chain[k][0], chain[k][1], chain[k + 1][0], "text", k)
             if _squeezed(claim.as_text()) not in seen:

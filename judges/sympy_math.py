@@ -43,7 +43,7 @@ import re
 import time
 from functools import lru_cache
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from fractions import Fraction
 from multiprocessing.connection import Connection, wait
@@ -266,7 +266,8 @@ class _Plan:
         verdicts = []
         for i, step in enumerate(checked):
             final = i == self.final_index
-            verdicts.append(_step_verdict(tag, step, final, answer, self.reference, solved, any_false))
+            text = self.req.fragments[i].text
+            verdicts.append(_step_verdict(tag, text, step, final, answer, self.reference, solved, any_false))
         return Judgement(tuple(verdicts), solved=solved, evidence=evidence)
 
     def _final(self, answer: dict | None) -> tuple[bool | None, dict[str, Any]]:
@@ -300,10 +301,18 @@ def _plan(req: JudgeRequest) -> _Plan:
     return _Plan(req, claims, final_index, final_answer, reference)
 
 
-def _step_verdict(tag: str, step: list[tuple[Claim, dict]], final: bool, answer: dict | None,
+# A step that calls its own claim false is testing a candidate, not asserting it.
+_DISCLAIMS = re.compile(r"\bfalse\b|contradiction|not true|(?:does not|doesn't|not) hold|not satisfied|"
+                        r"\binvalid\b|impossible|not (?:a )?(?:valid|possible|correct)", re.IGNORECASE)
+
+
+def _step_verdict(tag: str, text: str, step: list[tuple[Claim, dict]], final: bool, answer: dict | None,
                   reference: str | None, solved: bool | None, any_false: bool) -> Verdict:
     evidence: dict[str, Any] = {"claims": [{"claim": c.as_text(), "source": c.source, **r} for c, r in step]}
     failed = [(c, r) for c, r in step if r["status"] == "false"]
+    if failed and _DISCLAIMS.search(text):
+        evidence["disclaimed"] = True  # "2 + 1 = 1 (False)": the step itself rejects the claim
+        failed = []
     if failed:
         c, r = failed[0]
         return Verdict("incorrect", tag, "claim_false",
@@ -519,8 +528,9 @@ def check_claim(claim: Claim) -> dict:
     why = precheck(claim)
     if why is not None:
         return {"status": "unchecked", "why": why}
-    readings = _latex_readings(claim) if claim.source == "latex" else _text_readings(claim)
-    outcomes = []
+    outcomes: list[dict] = []
+    readings = (_latex_readings(claim, lambda: any(o["status"] == "false" for o in outcomes))
+                if claim.source == "latex" else _text_readings(claim))
     seen = set()
     decimals = _decimals(claim.lhs + " " + claim.rhs)
     for name, lhs, rhs in readings:
@@ -549,6 +559,12 @@ def precheck(claim: Claim) -> str | None:
     * ``no_computation``: a plain-text first link with no operator on its left ("2 hours = 120
       minutes" restates with units).
     * ``base_notation``: a number written in another base (``2012_3``).
+    * ``unit_conversion``: the two sides carry different units (``4 \\text{ hours} = 4 \\times 60``,
+      ``13 \\text{ remainder } 4``).
+    * ``no_computation``: neither side computes anything (``0 = -44`` concludes a contradiction).
+    * ``notation``: brackets (``[22.8]`` is a floor) or ellipses.
+    * ``ambiguous_function``: a function applied without parentheses next to a product or
+      quotient (``\\log_{10} 8 / \\log_{10} 2``).
     * ``symbolic``: a LaTeX link with unknowns that is the first of its chain (a definition or
       an equation to solve), or whose other side has none (a substitution).
     """
@@ -558,12 +574,32 @@ def precheck(claim: Claim) -> str | None:
         if claim.source == "text" and claim.link == 0 and not re.search(r"[-+*/^]", claim.lhs.lstrip("-")):
             return "no_computation"
         return None
+    if _units(claim.lhs) != _units(claim.rhs):
+        return "unit_conversion"
+    if not any(_OPERATION.search(side.strip().lstrip("-+")) for side in (claim.lhs, claim.rhs)):
+        return "no_computation"
+    if "[" in claim.lhs + claim.rhs or "\\cdots" in claim.lhs + claim.rhs or "\\ldots" in claim.lhs + claim.rhs:
+        return "notation"
+    if any(_BARE_FUNCTION.search(side) and _PRODUCT.search(side) for side in (claim.lhs, claim.rhs)):
+        return "ambiguous_function"
     left, right = _has_unknowns(claim.lhs), _has_unknowns(claim.rhs)
     if (left or right) and (claim.link == 0 or left != right or claim.rel != "="):
         return "symbolic"
     return None
 
 
+_OPERATION = re.compile(r"[-+*/^!]|\\(?:frac|dfrac|tfrac|sqrt|times|cdot|div|binom|sin|cos|tan|log|ln|pi|lceil|lfloor)"
+                        r"|\d\s*\(")
+_BARE_FUNCTION = re.compile(r"\\(?:sin|cos|tan|sec|csc|cot|log|ln)(?:_\{?[^{}\s]*\}?)?\s*[^\s({\\^]")
+_PRODUCT = re.compile(r"[/*]|\\(?:cdot|times|div|frac)")
+
+
+def _units(latex: str) -> list[str]:
+    """The unit words written in ``\\text{}`` after numbers, in order."""
+    return [re.sub(r"[^a-z]", "", m.group(1).lower()) for m in _UNIT_TEXT_WORDS.finditer(latex)]
+
+
+_UNIT_TEXT_WORDS = re.compile(r"(?<=[\d}%])\s*\\(?:text|mbox|mathrm)\s*\{([^{}]*)\}")
 _UNIT_TEXT = re.compile(r"(?<=[\d}%])\s*\\(?:text|mbox|mathrm)\s*\{[^{}]*\}")
 _BASE_NOTATION = re.compile(r"[\d)}]\s*_")
 _COMMAND = re.compile(r"\\[a-zA-Z]+")
@@ -777,12 +813,13 @@ _LATEX_TEXT = re.compile(r"\\(?:text|mbox|mathrm|textbf|textrm|operatorname)\s*\
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°")
 
 
-def _latex_readings(claim: Claim) -> Iterator[tuple[str, Any, Any]]:
+def _latex_readings(claim: Claim, failed: Callable[[], bool]) -> Iterator[tuple[str, Any, Any]]:
     """Readings of a LaTeX claim, cheapest first; later ones are only built if needed.
 
     First both sides by the same reader (our arithmetic reader, the fast reader, latex2sympy
     with and without mixed numbers); then every cross pair, since one reader may misread one
-    side only (latex2sympy reads "2(63)" as 65).
+    side only (latex2sympy reads "2(63)" as 65). Cross pairs are only tried when ``failed()``
+    says some reading failed: they can rescue a claim from a misreading, nothing else.
     """
     for percent in (True, False):
         try:
@@ -794,6 +831,8 @@ def _latex_readings(claim: Claim) -> Iterator[tuple[str, Any, Any]]:
         lhs, rhs = read(claim.lhs), read(claim.rhs)
         if lhs is not None and rhs is not None:
             yield from _pair(claim, name, lhs, rhs)
+    if not failed():
+        return
     sides = [[(name, v) for name, read in _SIDE_READERS if (v := read(text)) is not None]
              for text in (claim.lhs, claim.rhs)]
     for lname, lhs in sides[0]:
@@ -857,7 +896,10 @@ def _identity_outcome(lhs: Any, rhs: Any) -> dict:
     if all(v <= 1e-30 for v in values):
         return {"status": "true", "how": "sampled", **shown}
     if all(v > 1e-9 for v in values):
-        return {"status": "false", "how": "sampled", "differences": [_short(v) for v in values], **shown}
+        # Not flagged: a chain of symbolic equalities is as often a system of conditions
+        # ("a^2b + c = b^2c + a = c^2a + b") as a chain of identities.
+        return {"status": "unchecked", "why": "not_an_identity", "how": "sampled",
+                "differences": [_short(v) for v in values], **shown}
     return {"status": "unchecked", "why": "inconclusive", **shown}
 
 
@@ -911,8 +953,11 @@ def _latex_fast(text: str) -> Any:
         return None
     s = re.sub(r"\\[dt]?frac\s*(\d)(\d)", r"\\frac{\1}{\2}", s)
     s = re.sub(r"\\[dt]?frac\s*\{", r"\\frac{", s)
+    s = re.sub(r"\\left\s*\|(.*?)\\right\s*\|", r"Abs(\1)", s)
+    s = re.sub(r"(\d+)\s*!", r"factorial(\1)", s)
     for _ in range(8):
         new = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"((\1)/(\2))", s)
+        new = re.sub(r"\\[dt]?binom\{([^{}]*)\}\{([^{}]*)\}", r"binomial(\1,\2)", new)
         new = re.sub(r"\\sqrt\{([^{}]*)\}", r"sqrt(\1)", new)
         if new == s:
             break
@@ -921,11 +966,13 @@ def _latex_fast(text: str) -> Any:
         s = re.sub(re.escape(cmd) + r"(?![a-zA-Z])", f" {py} ", s)
     s = re.sub(r"(?<=\d)\{,\}(?=\d{3})|(?<=\d),(?=\d{3}(?!\d))", "", s)
     s = s.replace("{", "(").replace("}", ")").replace("^", "**")
-    words = set(re.findall(r"[a-zA-Z]+", s)) - {"sqrt", "pi", "sin", "cos", "tan", "log"}
-    if _FAST_LEFTOVER.search(re.sub(r"\b(?:sqrt|pi|sin|cos|tan|log)\b", " ", s)) or any(len(w) > 1 for w in words):
+    known = {"sqrt", "pi", "sin", "cos", "tan", "log", "Abs", "factorial", "binomial"}
+    words = set(re.findall(r"[a-zA-Z]+", s)) - known
+    if _FAST_LEFTOVER.search(re.sub(r"\b(?:" + "|".join(known) + r")\b", " ", s)) or any(len(w) > 1 for w in words):
         return None
     local = {w: sympy.Symbol(w) for w in words}
-    local.update(pi=sympy.pi, sqrt=sympy.sqrt, sin=sympy.sin, cos=sympy.cos, tan=sympy.tan, log=sympy.log)
+    local.update(pi=sympy.pi, sqrt=sympy.sqrt, sin=sympy.sin, cos=sympy.cos, tan=sympy.tan, log=sympy.log,
+                 Abs=sympy.Abs, factorial=sympy.factorial, binomial=sympy.binomial)
     try:
         expr = parse_expr(s, local_dict=local, transformations=standard_transformations + (implicit_multiplication,),
                           evaluate=False)
