@@ -1044,6 +1044,7 @@ def _norm_text(s: str) -> str:
     return s.lower()
 
 
+@lru_cache(maxsize=4096)  # a reference is compared with many answers (Math-Verify caches too)
 def _parse_answer(s: str) -> Any:
     from math_verify import parse
     from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig

@@ -212,3 +212,17 @@ def test_the_fallback_judge_is_asked_only_about_steps_sympy_cannot_check():
 def test_a_bad_timeout_fails_at_construction_with_the_value():
     with pytest.raises(ValueError, match="timeout_s must be > 0, got 0"):
         SympyJudge(timeout_s=0)
+
+
+def test_the_last_box_wins_over_a_later_prose_the_answer_is(scorer):
+    text = "So $x = \\boxed{4}$.\nThe answer is simple once you see it."
+    [scored] = scorer.score([Response("r", "math", "?", text, {"answer": "4"})])
+    assert scored.evidence["final_answer"] == "4" and scored.solved is True
+    assert scored.verdicts[0].reason == "final_answer_equal"
+
+
+def test_n_desired_counts_the_reference_solution_cut_by_the_same_splitter(scorer, shared_data):
+    row = _processbench(shared_data, "gsm8k", "gsm8k-5")
+    reference = _gsm8k(shared_data, row["problem"])
+    [scored] = scorer.score([_response(row, reference)])
+    assert scored.n_desired == len(reference["solution"].strip().splitlines())
