@@ -61,6 +61,55 @@ class ClaimSet:
     contradicted: np.ndarray | None = None
 
 
+def save_set(s: ClaimSet, path: Path) -> None:
+    """Write a feature set to ``path`` (``.npz``)."""
+    np.savez_compressed(path, name=s.name, X=s.X, y=s.y, groups=np.array(s.groups, dtype=object),
+                        units=np.array(s.units, dtype=object), contradicted=s.contradicted)
+
+
+def load_set(path: Path) -> ClaimSet:
+    """Read a feature set written by ``save_set``."""
+    z = np.load(path, allow_pickle=True)
+    return ClaimSet(str(z["name"]), z["X"], z["y"], list(z["groups"]), list(z["units"]), z["contradicted"])
+
+
+def cached(cache: Path | None, key: str, build) -> ClaimSet:
+    """``build()``, or its result saved under ``cache`` by an earlier run with the same ``key``.
+
+    The key must name everything the features depend on (feature list, top_k, limits).
+    """
+    if cache is None:
+        return build()
+    import hashlib
+
+    path = cache / f"{key.split('|')[0]}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    if path.exists():
+        return load_set(path)
+    s = build()
+    cache.mkdir(parents=True, exist_ok=True)
+    save_set(s, path)
+    return s
+
+
+def all_sets(data: Path, verifier, *, top_k: int, stance_limit: int | None, expertqa_limit: int | None,
+             limit: int | None, cache: Path | None, judge_version: str, workdir: Path) -> dict[str, ClaimSet]:
+    """Feature sets of every labelled set found under ``data`` (``cached`` when ``cache`` is set)."""
+    from halt_eval.judges.retrieval_claims import FEATURES
+
+    base = f"{','.join(FEATURES)}|{judge_version}|{top_k}|{data.resolve()}"
+    sets = {}
+    for name, rows in (("kqa", kqa_rows(data)), ("stance", stance_rows(data, stance_limit)),
+                       ("expertqa", expertqa_rows(data, expertqa_limit))):
+        if rows:
+            sets[name] = cached(cache, f"{name}|{base}|{len(rows)}",
+                                lambda n=name, r=rows: pair_set(n, r, verifier, top_k))
+    fs = cached(cache, f"factscore|{base}|{limit}",
+                lambda: factscore_set(data, verifier, top_k, workdir, limit))
+    if len(fs.y):
+        sets["factscore"] = fs
+    return sets
+
+
 def find(data: Path, pattern: str) -> list[Path]:
     """Files below ``data`` matching ``pattern``, sorted."""
     return sorted(p for p in data.rglob(pattern) if p.is_file())

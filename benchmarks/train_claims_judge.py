@@ -32,25 +32,6 @@ import claims_data as cd  # noqa: E402
 OUT = Path(__file__).resolve().parents[1] / "judges" / "models" / "claims_lr.json"
 
 
-def build_sets(data: Path, verifier, top_k: int, stance_limit: int | None) -> dict[str, cd.ClaimSet]:
-    """Feature sets for every labelled set found under ``data``."""
-    sets = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        kqa = cd.kqa_rows(data)
-        if kqa:
-            sets["kqa"] = cd.pair_set("kqa", kqa, verifier, top_k)
-        stance = cd.stance_rows(data, stance_limit)
-        if stance:
-            sets["stance"] = cd.pair_set("stance", stance, verifier, top_k)
-        expert = cd.expertqa_rows(data, None)
-        if expert:
-            sets["expertqa"] = cd.pair_set("expertqa", expert, verifier, top_k)
-        fs = cd.factscore_set(data, verifier, top_k, Path(tmp), None)
-        if len(fs.y):
-            sets["factscore"] = fs
-    return sets
-
-
 def train(sets: dict[str, cd.ClaimSet]) -> dict:
     """Fit both profiles on ``sets``; returns the JSON document."""
     from halt_eval.judges.retrieval_claims import FEATURES
@@ -79,13 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--top-k", type=int, default=5)
-    ap.add_argument("--stance-limit", type=int, default=800)
+    ap.add_argument("--stance-limit", type=int, default=300)
+    ap.add_argument("--expertqa-limit", type=int, default=150, help="ExpertQA claims (sampled, seed 0)")
+    ap.add_argument("--cache", type=Path, default=None, help="feature-set cache shared with claims_judge.py")
     args = ap.parse_args(argv)
 
-    from halt_eval.judges.retrieval_claims import Verifier
+    from halt_eval.judges.retrieval_claims import RetrievalJudge, Verifier
 
-    verifier = Verifier(classifier=Path("/nonexistent"))
-    sets = build_sets(args.data, verifier, args.top_k, args.stance_limit)
+    verifier = Verifier(classifier=Path("/nonexistent"))  # features only: no classifier needed
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = cd.all_sets(args.data, verifier, top_k=args.top_k, stance_limit=args.stance_limit,
+                           expertqa_limit=args.expertqa_limit,
+                           limit=None, cache=args.cache, judge_version=RetrievalJudge.version,
+                           workdir=Path(tmp))
     missing = {"kqa", "factscore"} - set(sets)
     if missing:
         print(f"missing labelled sets under {args.data}: {', '.join(sorted(missing))}", file=sys.stderr)

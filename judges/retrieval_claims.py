@@ -491,10 +491,12 @@ class Verifier:
                 *self._soft_recall(words, all_list),
             ]
             rows.append(row)
-            close = row[0] >= CONTRADICTION_MIN_COS or row[3] >= CONTRADICTION_MIN_OVERLAP
-            contradicted = bool(best_sent) and close and (
-                neg_mismatch or (bool(num_missing) and bool(_numbers(best_sent))))
-            details.append({"best_sentence": best_sent, "cosine": round(row[0], 3),
+            word_set = set(words)
+            close = [s for s, cos in zip(sents, s_cos) if cos >= CONTRADICTION_MIN_COS or (
+                word_set and len(word_set & set(content_words(s))) / len(word_set) >= CONTRADICTION_MIN_OVERLAP)]
+            clash = [s for s in close if num_missing and _numbers(s)]
+            contradicted = bool(clash) or (neg_mismatch and best_sent in close)
+            details.append({"best_sentence": clash[0] if clash else best_sent, "cosine": round(row[0], 3),
                             "lexical": round(row[4], 3), "numbers_missing": num_missing,
                             "names_missing": name_missing, "negation_mismatch": neg_mismatch,
                             "contradicted": contradicted})

@@ -72,7 +72,7 @@ def test_topic_pages_are_found_in_both_corpus_formats(kind, sqlite_corpus, jsonl
     corpus = Corpus(sqlite_corpus if kind == "sqlite" else jsonl_corpus)
     found = retrieve(["Ada Lovelace was born in London."], {"topic": "ada lovelace"}, corpus=corpus, top_k=2)
     assert found.source == "topic_document" and found.covers_topic
-    assert all(p.title == "Ada Lovelace" for p in found.passages[0])
+    assert all(p.title.lower() == "ada lovelace" for p in found.passages[0])
     assert "London" in found.passages[0][0].text
 
 
@@ -121,7 +121,7 @@ def test_verdicts_carry_their_evidence(judge):
                                                                             "passages": [ADA]})])
     ev = j.verdicts[0].evidence
     assert ev["passages"] and ev["passages"][0]["title"] == "Ada Lovelace"
-    assert 0 <= ev["p_supported"] <= 1 and "London" in ev["best_sentence"]
+    assert 0 <= ev["p_supported"] <= 1 and ev["best_sentence"] in ADA
     json.dumps(ev)  # JSON-safe
 
 
