@@ -6,11 +6,14 @@ How a step is judged (the rules ``docs/math.md`` explains and measures):
   chains inside math, plain-text arithmetic ("33 * 15 = 495 students") and GSM8K calculator
   annotations. Numeric links are evaluated exactly; a symbolic link is checked as an identity
   only when it continues a chain (``... = (x+1)^2 = x^2 + 2x + 1``), because a first link with
-  unknowns is usually a definition or an equation to solve.
+  unknowns is usually a definition or an equation to solve. An identity can pass; a failed
+  one is never flagged (such chains are as often systems of conditions). ``precheck`` lists
+  the links not checked at all (unit conversions, remainders, other bases, ...).
 * A claim fails only if *every* plausible reading of it fails: standard precedence and
-  left-to-right for plain arithmetic, ``%`` as a percent and as a bare number, our arithmetic
-  reader and latex2sympy for LaTeX. Rounding to the digits shown passes, and so does an integer
-  written for a non-integer less than 1 away ("100/3 = 33 people").
+  left-to-right for plain arithmetic, ``%`` as a percent and as a bare number; for LaTeX, our
+  arithmetic reader, a fast ``parse_expr`` reader and latex2sympy, side by side and crossed.
+  Rounding to the digits shown passes, and so does an integer written for a non-integer less
+  than 1 away ("100/3 = 33 people"). A step that calls its own claim false is not flagged.
 * The step that states the final answer (the last ``\\boxed{}``, ``#### N`` or "the answer
   is ...") is also checked against ``reference["answer"]``.
 
@@ -30,7 +33,8 @@ Reason codes (``Verdict.reason``):
 * ``worker_error`` (unverifiable): a check raised or its worker died.
 
 Every sympy call runs in a worker process (``_WorkerPool``): checks are sent in batches, each
-result is awaited for at most ``timeout_s``, and a worker that overruns is killed and replaced.
+may use ``timeout_s`` of CPU (``WALL_FACTOR`` times that of wall clock), and a worker that
+overruns is killed and replaced.
 """
 
 from __future__ import annotations
@@ -41,16 +45,16 @@ import multiprocessing
 import os
 import re
 import time
-from functools import lru_cache
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from fractions import Fraction
+from functools import lru_cache
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from halt_eval.judges.math_steps import Claim, find_claims
-from halt_eval.types import Fragment, Judge, Judgement, JudgeRequest, Verdict
+from halt_eval.types import Judge, Judgement, JudgeRequest, Verdict
 
 log = logging.getLogger(__name__)
 
