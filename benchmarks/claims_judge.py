@@ -7,12 +7,12 @@ points), facts per second, and the time to score a 300-word bio once the corpus 
 Columns: ``measure | ours (CV) | ours (shipped) | baseline | n | machine``.
 
 - **ours (CV)**: grouped 5-fold cross-validation (groups: question, claim or topic): the
-  classifier and its threshold are refitted on four folds and applied to the fifth, as in
-  ``train_claims_judge.py``. This is the estimate to quote: the shared data holds only the
+  classifier and its threshold are refitted on four folds of the same set and applied to
+  the fifth, as in ``train_claims_judge.py``. This is the estimate to quote: the shared data holds only the
   dev halves, and the shipped classifier was fitted on them.
-- **ours (shipped)**: ``judges/models/claims_lr.json`` as the judge uses it. In-sample for
-  K-QA, ExpertQA and FActScore (it was trained there); out-of-sample for Factcheck-GPT,
-  which it never saw.
+- **ours (shipped)**: ``judges/models/claims_lr.json`` as the judge uses it (profile
+  ``entail`` for the pair sets, ``bio`` for FActScore). In-sample for K-QA and FActScore
+  (it was trained there); out-of-sample for Factcheck-GPT and ExpertQA, never seen.
 - **baseline**: MiniLM cosine of the claim with its best evidence sentence (AUROC), with
   the threshold that is best in-sample (accuracy, error).
 
@@ -86,11 +86,11 @@ def speed(data: Path, judge, repeat: int, workdir: Path) -> tuple[float, int, in
     from halt_eval.types import Response
 
     bios = cd.factscore_bios(data)
+    model, bio = max(((m, b) for m in cd.FACTSCORE_MODELS for b in bios[m]),
+                     key=lambda mb: len(mb[1]["output"].split()))
     db = workdir / "speed.db"
-    cd.build_factscore_reference(bios, "ChatGPT", db)
+    cd.build_factscore_reference(bios, model, db)
     corpus = Corpus(db)
-    bio = max((b for b in bios["ChatGPT"] if corpus.documents(b["topic"])),
-              key=lambda b: len(b["output"].split()))
     words = bio["output"].split()[:SPEED_WORDS]
     text = " ".join(words)
     judge.corpus = corpus
@@ -148,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label}: no data under {args.data}")
                 continue
             s = sets[name]
-            extra = [sets[k] for k in ("kqa", "expertqa") if k in sets and k != name]
-            p_cv, pred_cv = _cv_predict(s, extra if name != "stance" else [], _acc_thr)
+            p_cv, pred_cv = _cv_predict(s, [], _acc_thr)
             p_sh = v.probability(s.X, "entail")
             pred_sh = ((p_sh >= v.threshold("entail")) & ~s.contradicted).astype(int)
             pred_cv = (pred_cv.astype(bool) & ~s.contradicted).astype(int)
