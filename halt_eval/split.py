@@ -66,7 +66,8 @@ def strip_markers(answer: str, markers: Iterable[str] = DEFAULT_MARKERS) -> str:
     return _marker_regex(tuple(markers)).sub(" ", answer)
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$\\])")
+# group 1: the end mark with any closing quotes or brackets, which stay with the sentence
+_SENTENCE_END = re.compile(r"[.!?]([\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9$\\])")
 _ABBREVIATIONS = re.compile(
     r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|U\.S|No|Fig|Eq|approx|Inc|Ltd|Co)"
     r"|\b[A-Z])\.$"
@@ -84,9 +85,9 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     for line_start, line_end in line_spans(text, start, end):
         cursor = line_start
         for match in _SENTENCE_END.finditer(text, line_start, line_end):
-            if _ABBREVIATIONS.search(text, cursor, match.start()):
+            if _ABBREVIATIONS.search(text, cursor, match.start() + 1):
                 continue
-            spans.append((cursor, match.start()))
+            spans.append((cursor, match.end(1)))
             cursor = match.end()
         spans.append((cursor, line_end))
     return [s for s in (_strip(text, a, b) for a, b in spans) if s[1] > s[0]]

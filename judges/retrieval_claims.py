@@ -620,8 +620,8 @@ class RetrievalJudge:
         statements = _must_have(req.response.reference)
         if not statements:
             return ()
-        # the answer as given: up to the last fragment (text after an abstention marker is not given)
-        answer = req.response.text[:max((f.span[1] for f in req.fragments), default=0)]
+        # the answer as given (nothing after an abstention marker); no fragment, no answer
+        answer = req.text if req.fragments else ""
         if not answer.strip():
             return tuple(Verdict("incorrect", self.tag, "not_covered", "nothing was answered") for _ in statements)
         index = index_for("answer#" + _digest([answer]), lambda: _chunked("answer", [answer]))
