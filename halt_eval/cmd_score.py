@@ -52,12 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "parsed as JSON when it can be)")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="answers per judge call (default: 32)")
-    llm = parser.add_argument_group("LLM judge (optional; default: embedded judges only)")
-    llm.add_argument("--judge-backend", choices=["none", "vllm", "openai"], default="none")
-    llm.add_argument("--judge-model", help="model path (vllm) or name (openai)")
-    llm.add_argument("--judge-base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1")
-    llm.add_argument("--judge-cache", metavar="FILE", help="SQLite cache of LLM replies and verdicts")
-    llm.add_argument("--llm-split", action="store_true", help="split atomic facts with the LLM")
+    from halt_eval.judges.llm import add_cli_arguments
+
+    add_cli_arguments(parser)
 
 
 def _judge_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from halt_eval.io import read_responses, write_jsonl_row
+    from halt_eval.judges.llm import options_from_args
     from halt_eval.metrics import summarize
     from halt_eval.score import ScoreConfig, Scorer
     from halt_eval.split import DEFAULT_MARKERS
@@ -93,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         scorer = Scorer.for_domain(
             args.domain, config=config, judge_kwargs=_judge_kwargs(args),
-            llm={"backend": args.judge_backend, "model": args.judge_model,
-                 "base_url": args.judge_base_url, "cache_path": args.judge_cache,
-                 "split": args.llm_split})
+            llm=options_from_args(args).to_dict())
     except (RuntimeError, ValueError, ImportError) as e:
         print(f"halt-eval score: {e}", file=sys.stderr)
         return 2
@@ -141,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
                     "judge": f"{scorer.judge.name}@{scorer.judge.version}",
                     "splitter": f"{scorer.splitter.name}@{scorer.splitter.version}",
                     "n_desired": scorer.n_desired_mode})
+    for attr in ("spec", "stats"):  # the LLM judge's settings (no secrets) and call counts
+        if hasattr(scorer.judge, attr):
+            summary[f"judge_{attr}"] = getattr(scorer.judge, attr)
     print(format_summary(summary))
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
