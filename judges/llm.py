@@ -491,19 +491,7 @@ class LLMJudge:
                 ev: dict[str, Any] = {"llm": llm_ev}
                 if own is not None:
                     ev["inner"] = _inner_dict(own)
-                if k >= upto:
-                    reason, label = "llm_after_first_error", "unverifiable"
-                elif first is None:
-                    reason, label = "llm_no_error", "correct"
-                elif k < first - 1:
-                    reason, label = "llm_before_first_error", "correct"
-                elif k == first - 1:
-                    reason, label = "llm_first_error", "incorrect"
-                else:
-                    reason, label = "llm_after_first_error", "unverifiable"
-                expl = parsed["explanation"] if reason == "llm_first_error" and parsed[
-                    "explanation"] else REASONS[reason]
-                vs[k] = Verdict(label, self.tag, reason, expl, ev)
+                vs[k] = self._position_verdict(k, first, parsed, ev, past_error=k >= upto)
 
         return [_Ask(i, prompt, apply)]
 
@@ -557,19 +545,26 @@ class LLMJudge:
                 ev: dict[str, Any] = {"llm": llm_ev}
                 if inner_vs[k] is not None:
                     ev["inner"] = _inner_dict(inner_vs[k])
-                if first is None:
-                    reason, label = "llm_no_error", "correct"
-                elif k < first - 1:
-                    reason, label = "llm_before_first_error", "correct"
-                elif k == first - 1:
-                    reason, label = "llm_first_error", "incorrect"
-                else:
-                    reason, label = "llm_after_first_error", "unverifiable"
-                expl = parsed["explanation"] if reason == "llm_first_error" and parsed[
-                    "explanation"] else REASONS[reason]
-                vs[k] = Verdict(label, self.tag, reason, expl, ev)
+                vs[k] = self._position_verdict(k, first, parsed, ev)
 
         return [_Ask(i, prompt, apply)]
+
+    def _position_verdict(self, k: int, first: int | None, parsed: Mapping[str, Any],
+                          ev: dict[str, Any], past_error: bool = False) -> Verdict:
+        """Fragment ``k``'s verdict from the LLM's 1-based first wrong fragment ``first``."""
+        if past_error:
+            reason, label = "llm_after_first_error", "unverifiable"
+        elif first is None:
+            reason, label = "llm_no_error", "correct"
+        elif k < first - 1:
+            reason, label = "llm_before_first_error", "correct"
+        elif k == first - 1:
+            reason, label = "llm_first_error", "incorrect"
+        else:
+            reason, label = "llm_after_first_error", "unverifiable"
+        expl = (parsed["explanation"] if reason == "llm_first_error" and parsed["explanation"]
+                else REASONS[reason])
+        return Verdict(label, self.tag, reason, expl, ev)
 
 
 # ----------------------------------------------------------------------------- the splitter
