@@ -38,5 +38,5 @@ halt-eval run --model hf \
   --apply_chat_template --device cpu --batch_size 4 --gen_kwargs max_gen_toks=256 \
   --bootstrap-iters 1000 --output_path "$OUT/smollm2" --log_samples
 
-halt-eval report "$OUT/smollm2" -o "$OUT/report.html"
+halt-eval report "$OUT/smollm2" --name SmolLM2-135M-Instruct -o "$OUT/report.html"
 echo "quickstart: results in $OUT/smollm2, report at $OUT/report.html"
