@@ -55,6 +55,9 @@ def _cv_predict(target: cd.ClaimSet, extra: list[cd.ClaimSet], threshold_fn) -> 
         train = np.setdiff1d(np.arange(len(target.y)), test)
         X = np.vstack([target.X[train]] + [s.X for s in extra])
         y = np.concatenate([target.y[train]] + [s.y for s in extra])
+        if np.unique(y).size < 2:  # a small --limit can leave one class in a fold: predict it
+            p[test], pred[test] = float(y[0]), int(y[0])
+            continue
         params = cd.fit_logistic(X, y)
         thr = threshold_fn(cd.predict(params, target.X[train]), target.y[train],
                            [target.units[i] for i in train])
