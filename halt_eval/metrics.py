@@ -27,7 +27,6 @@ class MetricInfo:
     name: str
     description: str
     higher_is_better: bool
-    per_response: bool = True
 
 
 #: Every metric name the harness writes, once. Task YAMLs are checked against it.
@@ -40,9 +39,8 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("abstained", "the answer holds the abstention marker or gives nothing", False),
         MetricInfo("n_given", "fragments given before the abstention marker", True),
         MetricInfo("n_correct", "fragments judged correct", True),
-        MetricInfo("micro_correctness", "correct fragments over all given fragments, pooled", True,
-                   per_response=False),
-        MetricInfo("abstention_rate", "share of responses that abstained", False, per_response=False),
+        MetricInfo("micro_correctness", "correct fragments over all given fragments, pooled", True),
+        MetricInfo("abstention_rate", "share of responses that abstained", False),
     )
 }
 
