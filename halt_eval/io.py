@@ -126,7 +126,7 @@ def _sample_to_response(obj: Mapping[str, Any], domain: str, where: str) -> Resp
     from halt_eval.data import doc_to_prompt, doc_to_reference
 
     resps = obj.get("filtered_resps") or obj.get("resps")
-    text = _first_text(resps)
+    text = first_text(resps)
     if text is None:
         raise InputError(f"{where}: lm-eval sample has no text response in resps/filtered_resps")
     doc = obj["doc"]
@@ -145,8 +145,9 @@ def _sample_to_response(obj: Mapping[str, Any], domain: str, where: str) -> Resp
     )
 
 
-def _first_text(value: Any) -> str | None:
-    while isinstance(value, list) and value:
+def first_text(value: Any) -> str | None:
+    """The first string in a (nested) list of responses, as lm-eval logs them; else ``None``."""
+    while isinstance(value, (list, tuple)) and value:
         value = value[0]
     return value if isinstance(value, str) else None
 

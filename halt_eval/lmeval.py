@@ -99,9 +99,9 @@ def _response(doc: Mapping[str, Any], text: str):
 
 
 def _text(resp: Any) -> str:
-    while isinstance(resp, (list, tuple)) and resp:
-        resp = resp[0]
-    return resp if isinstance(resp, str) else ""
+    from halt_eval.io import first_text
+
+    return first_text(resp) or ""
 
 
 def score_filter(resps: Sequence[Sequence[str]], docs: Sequence[Mapping[str, Any]]):
@@ -222,7 +222,7 @@ def read_recorded(paths: Sequence[str]) -> dict[tuple[str, str], str]:
     Raises:
         ValueError: A line is not JSON or lacks a task or answer; the message names file:line.
     """
-    from halt_eval.io import _first_text, iter_json_lines
+    from halt_eval.io import first_text, iter_json_lines
 
     answers: dict[tuple[str, str], str] = {}
     for path in paths:
@@ -234,7 +234,7 @@ def read_recorded(paths: Sequence[str]) -> dict[tuple[str, str], str]:
             task = obj.get("task") or file_task
             text = obj.get("response")
             if text is None:
-                text = _first_text(obj.get("resps"))
+                text = first_text(obj.get("resps"))
             if not task or not isinstance(text, str):
                 raise ValueError(f"{where}: need 'task' (or a samples_<task>_*.jsonl name) and "
                                  f"'response' (or 'resps')")

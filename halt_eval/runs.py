@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from halt_eval.io import iter_json_lines
+from halt_eval.io import first_text, iter_json_lines
 from halt_eval.types import LABELS, SCHEMA_VERSION
 
 RunSource = Literal["score", "lm-eval"]
@@ -225,7 +225,7 @@ def _from_lmeval(sample: Mapping[str, Any], where: str) -> dict[str, Any]:
     doc = sample.get("doc") if isinstance(sample.get("doc"), Mapping) else {}
     row.setdefault("id", str(doc.get("id", sample["doc_id"])))
     if "response" not in row:
-        text = _first_text(sample.get("filtered_resps")) or _first_text(sample.get("resps"))
+        text = first_text(sample.get("filtered_resps")) or first_text(sample.get("resps"))
         if text is not None:
             row["response"] = text
     row.setdefault("prompt", str(doc.get("prompt", "")))
@@ -235,12 +235,6 @@ def _from_lmeval(sample: Mapping[str, Any], where: str) -> dict[str, Any]:
         if not row.get(key) and doc.get(key):
             row[key] = doc[key]
     return row
-
-
-def _first_text(value: Any) -> str | None:
-    while isinstance(value, list) and value:
-        value = value[0]
-    return value if isinstance(value, str) else None
 
 
 def _reference(value: Any, where: str) -> dict[str, Any]:

@@ -288,8 +288,7 @@ class LLMJudge:
         if domain not in ("bio", "med", "math", "code"):
             raise ValueError(f"LLMJudge domain must be one of bio, med, math, code; got {domain!r}")
         if client is None:
-            opts = options if isinstance(options, LLMOptions) else LLMOptions.from_mapping(options)
-            client = make_client(opts)
+            client = _client_for(options)
         self.domain = domain
         self.client = client
         self.inner = inner
@@ -567,6 +566,11 @@ class LLMJudge:
         return Verdict(label, self.tag, reason, expl, ev)
 
 
+def _client_for(options: LLMOptions | Mapping[str, Any] | None) -> LLMClient:
+    """A client from ``LLMOptions`` or a mapping of them (task metadata, CLI flags)."""
+    return make_client(options if isinstance(options, LLMOptions) else LLMOptions.from_mapping(options))
+
+
 # ----------------------------------------------------------------------------- the splitter
 
 
@@ -617,8 +621,7 @@ class LLMFactSplitter:
                  client: LLMClient | None = None, demons_path: str | Path | None = None,
                  n_fixed_demos: int = 1, n_similar_demos: int = 2) -> None:
         if client is None:
-            opts = options if isinstance(options, LLMOptions) else LLMOptions.from_mapping(options)
-            client = make_client(opts)
+            client = _client_for(options)
         self.client = client
         path = Path(demons_path) if demons_path else _default_demons_path()
         try:
