@@ -11,13 +11,18 @@ where lower is better, above ``+max_drop``): the drop is larger than the margin 
 confidence. A point estimate past the margin whose interval still reaches it is reported as a
 *possible drop* and does not fail the gate.
 
-Undefined per-sample values: ``correctness`` is undefined for an answer that gives no fragment
-(and ``completeness``/``f1`` when the needed count is unknown). As in ``metrics.summarize``, each
-run's task mean is over its own samples where the metric is defined, on every resample; the
+The compared metrics, their direction and how each handles undefined per-sample values come
+from ``halt_eval.catalogue`` (every metric with a direction), the resampling from
+``halt_eval.stats``: ``correctness`` is undefined for an answer that gives no fragment (and
+``completeness``/``f1`` when the needed count is unknown); as in ``catalogue.summarize``, each
+run's task mean is over its own samples where the metric is defined, on every resample, and the
 number excluded is reported per run. ``micro_correctness`` pools fragments, so empty answers add
 nothing to it.
 
-Exit codes: 0 pass, 1 regression, 2 bad input or unpaired runs.
+Rows scored under different rules versions (``halt_eval.rules.RULES_VERSION``) are not
+comparable: the gate refuses to pair them, in either run or between the two, with exit 2.
+
+Exit codes: 0 pass, 1 regression, 2 bad input, unpaired runs or mixed rules versions.
 """
 
 from __future__ import annotations
@@ -34,21 +39,19 @@ from typing import Any, Literal
 
 import numpy as np
 
-from halt_eval.metrics import METRICS
-from halt_eval.runs import Run, RunError, load_run
+from halt_eval import stats
+from halt_eval.catalogue import QUALITY_METRICS
+from halt_eval.runs import Run, RunError, load_run, row_key
+from halt_eval.types import ScoredResponse
 
-#: Metrics the gate can compare, each a ratio of per-sample sums (see ``_columns``).
-GATE_METRICS: tuple[str, ...] = (
-    "correctness", "completeness", "f1", "micro_correctness", "abstention_rate",
-)
+#: Metrics the gate can compare (by summary name): every catalogue metric with a direction.
+GATE_METRICS: tuple[str, ...] = tuple(QUALITY_METRICS)
 #: Largest allowed drop (absolute, in metric units on [0, 1]) when ``--max-drop`` is not given.
 DEFAULT_MAX_DROP: dict[str, float] = {"correctness": 0.02, "completeness": 0.02, "f1": 0.02}
 DEFAULT_CONFIDENCE = 0.95
 #: Bootstrap resamples; 10,000 keeps the 95% bounds stable to about 0.001 at n = 1,000.
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 0
-#: Resample-by-document cells drawn at once; caps the count matrix near 32 MB of int64.
-_CHUNK_CELLS = 4_000_000
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 Status = Literal["pass", "possible drop", "regression", "not gated", "undefined"]
@@ -119,34 +122,12 @@ def parse_max_drop(text: str) -> dict[str, float]:
     return out
 
 
-def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-sample ``(numerator, denominator)`` of each metric; the task statistic is
-    ``sum(numerator) / sum(denominator)``. A mean over defined samples has numerator
-    ``value or 0`` and denominator ``1 if defined else 0``."""
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name in ("correctness", "completeness", "f1"):
-        values = [row.get(name) for row in rows]
-        defined = np.array([v is not None and not math.isnan(v) for v in values], dtype=float)
-        num = np.array([v if d else 0.0 for v, d in zip(values, defined)], dtype=float)
-        out[name] = (num, defined)
-    out["micro_correctness"] = (
-        np.array([row.get("n_correct") or 0 for row in rows], dtype=float),
-        np.array([row.get("n_given") or 0 for row in rows], dtype=float),
-    )
-    out["abstention_rate"] = (
-        np.array([bool(row.get("abstained")) for row in rows], dtype=float),
-        np.ones(len(rows)),
-    )
-    return out
+def _columns(rows: Sequence[ScoredResponse]) -> dict[str, stats.Columns]:
+    """Per-sample ``(numerator, denominator)`` of each gated metric (``Metric.columns``)."""
+    return {name: m.columns(rows) for name, m in QUALITY_METRICS.items()}
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-
-
-def paired_bootstrap(base: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                     cand: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
+def paired_bootstrap(base: Mapping[str, stats.Columns], cand: Mapping[str, stats.Columns], *,
                      resamples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Changes ``candidate - baseline`` of each metric's statistic over paired resamples.
 
@@ -154,55 +135,43 @@ def paired_bootstrap(base: Mapping[str, tuple[np.ndarray, np.ndarray]],
         base: ``_columns`` of the baseline rows.
         cand: ``_columns`` of the candidate rows, in the same document order.
         resamples: Number of resamples.
-        rng: Source of the draws; one draw of documents serves every metric.
+        rng: Source of the draws; one draw of documents serves every metric and both runs.
 
     Returns:
         Metric name to ``resamples`` changes; NaN where a resample leaves a statistic undefined.
     """
     names = list(base)
-    n = len(next(iter(base.values()))[0])
-    # Columns: numerator and denominator of each metric, baseline then candidate.
-    matrix = np.stack([col for m in names for col in (*base[m], *cand[m])], axis=1)
-    sums = np.empty((resamples, matrix.shape[1]))
-    chunk = max(1, _CHUNK_CELLS // max(n, 1))
-    for start in range(0, resamples, chunk):
-        k = min(chunk, resamples - start)
-        idx = rng.integers(0, n, size=(k, n)) + n * np.arange(k)[:, None]
-        counts = np.bincount(idx.ravel(), minlength=k * n).reshape(k, n)
-        sums[start:start + k] = counts @ matrix
-    return {m: _ratio(sums[:, 4 * i + 2], sums[:, 4 * i + 3]) - _ratio(sums[:, 4 * i], sums[:, 4 * i + 1])
-            for i, m in enumerate(names)}
+    draws = stats.bootstrap_ratios([*(base[m] for m in names), *(cand[m] for m in names)],
+                                   resamples=resamples, rng=rng)
+    k = len(names)
+    return {m: draws[:, k + i] - draws[:, i] for i, m in enumerate(names)}
 
 
-def _point(col: tuple[np.ndarray, np.ndarray]) -> float | None:
-    den = col[1].sum()
-    return float(col[0].sum() / den) if den > 0 else None
-
-
-def compare_task(task: str, base_rows: Sequence[Mapping[str, Any]],
-                 cand_rows: Sequence[Mapping[str, Any]], *, max_drop: Mapping[str, float],
+def compare_task(task: str, base_rows: Sequence[ScoredResponse],
+                 cand_rows: Sequence[ScoredResponse], *, max_drop: Mapping[str, float],
                  confidence: float, resamples: int, rng: np.random.Generator) -> TaskResult:
     """Compare one task's paired rows (same documents, same order)."""
     base, cand = _columns(base_rows), _columns(cand_rows)
     diffs = paired_bootstrap(base, cand, resamples=resamples, rng=rng)
-    alpha = (1.0 - confidence) / 2.0
     results = []
-    for m in GATE_METRICS:
-        b, c = _point(base[m]), _point(cand[m])
+    for m, metric in QUALITY_METRICS.items():
+        b, c = stats.point(base[m]), stats.point(cand[m])
         # Per-sample undefined counts apply to means of defined values, not pooled ratios.
-        undef_b = int((base[m][1] == 0).sum()) if m in ("correctness", "completeness", "f1") else 0
-        undef_c = int((cand[m][1] == 0).sum()) if m in ("correctness", "completeness", "f1") else 0
+        per_sample = metric.aggregation == "mean_defined"
+        undef_b = int((base[m][1] == 0).sum()) if per_sample else 0
+        undef_c = int((cand[m][1] == 0).sum()) if per_sample else 0
         drop = max_drop.get(m)
-        d = diffs[m][~np.isnan(diffs[m])]  # resamples where either statistic is undefined drop out
-        # One pair resamples to itself: its "interval" would be a point, not a confidence bound.
-        if b is None or c is None or len(base_rows) < 2 or d.size < 2:
+        # Resamples where either statistic is undefined drop out; one pair resamples to
+        # itself, so its "interval" would be a point, not a confidence bound.
+        ci = stats.percentile_interval(diffs[m], confidence) if len(base_rows) >= 2 else None
+        if b is None or c is None or ci is None:
             results.append(MetricResult(m, b, c, None, None, drop, "undefined", undef_b, undef_c))
             continue
-        lo, hi = (float(x) for x in np.quantile(d, [alpha, 1.0 - alpha]))
+        lo, hi = ci
         change = c - b
         status: Status = "not gated"
         if drop is not None:
-            sign = 1.0 if METRICS[m].higher_is_better else -1.0
+            sign = 1.0 if metric.direction == "higher" else -1.0
             # In the "better" direction, the interval's most favourable end and the estimate.
             best, est = max(sign * lo, sign * hi), sign * change
             status = "regression" if best < -drop else "possible drop" if est < -drop else "pass"
@@ -210,8 +179,27 @@ def compare_task(task: str, base_rows: Sequence[Mapping[str, Any]],
     return TaskResult(task, len(base_rows), tuple(results))
 
 
-def pair_runs(baseline: Run, candidate: Run) -> dict[str, tuple[list[dict], list[dict]]]:
-    """Rows of both runs paired by ``(task, id)``, in baseline order.
+def check_rules_versions(baseline: Run, candidate: Run) -> str:
+    """The one rules version both runs were scored under.
+
+    Raises:
+        GateError: A run holds rows of several rules versions, or the two runs differ; one
+            line naming the versions and the fix.
+    """
+    for side, run in (("baseline", baseline), ("candidate", candidate)):
+        if len(run.rules_versions) > 1:
+            raise GateError(f"the {side} ({run.path}) mixes rows scored under rules versions "
+                            f"{', '.join(run.rules_versions)}; rescore it so every row has one version")
+    b, c = baseline.rules_versions[0], candidate.rules_versions[0]
+    if b != c:
+        raise GateError(f"rules versions differ: baseline ({baseline.path}) was scored under rules "
+                        f"version {b}, candidate ({candidate.path}) under {c}; rescore one of them "
+                        "with the other's halt-eval so both use the same rules")
+    return b
+
+
+def pair_runs(baseline: Run, candidate: Run) -> dict[str, tuple[list[ScoredResponse], list[ScoredResponse]]]:
+    """Rows of both runs paired by ``(task, id, sample)``, in baseline order.
 
     Raises:
         GateError: A task or document is in one run only; the message names what is missing.
@@ -223,18 +211,23 @@ def pair_runs(baseline: Run, candidate: Run) -> dict[str, tuple[list[dict], list
         problems.append(f"task {task!r} is only in the candidate ({candidate.path})")
     paired = {}
     for task in sorted(set(baseline.tasks) & set(candidate.tasks)):
-        b_ids = {r["id"]: r for r in baseline.tasks[task]}
-        c_ids = {r["id"]: r for r in candidate.tasks[task]}
+        b_ids = {row_key(r): r for r in baseline.tasks[task]}
+        c_ids = {row_key(r): r for r in candidate.tasks[task]}
         only_b = [i for i in b_ids if i not in c_ids]
         only_c = [i for i in c_ids if i not in b_ids]
-        for ids, side in ((only_b, "baseline"), (only_c, "candidate")):
-            if ids:
-                shown = ", ".join(repr(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
-                problems.append(f"task {task!r}: {len(ids)} document id(s) only in the {side} ({shown})")
+        for keys, side in ((only_b, "baseline"), (only_c, "candidate")):
+            if keys:
+                shown = ", ".join(_show_key(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
+                problems.append(f"task {task!r}: {len(keys)} document id(s) only in the {side} ({shown})")
         paired[task] = (list(b_ids.values()), [c_ids[i] for i in b_ids if i in c_ids])
     if problems:
         raise GateError("unpaired runs: " + "; ".join(problems))
     return paired
+
+
+def _show_key(key: tuple[str, int | None]) -> str:
+    doc_id, sample = key
+    return repr(doc_id) if sample is None else f"{doc_id!r} sample {sample}"
 
 
 def gate(baseline: Run, candidate: Run, *, max_drop: Mapping[str, float] | None = None,
@@ -251,7 +244,8 @@ def gate(baseline: Run, candidate: Run, *, max_drop: Mapping[str, float] | None 
         seed: Seed of the draws; the same seed gives the same intervals.
 
     Raises:
-        GateError: Unpaired runs, a bad option, or an explicitly gated metric undefined in a task.
+        GateError: Unpaired runs, mixed rules versions, a bad option, or an explicitly gated
+            metric undefined in a task.
     """
     if not 0.0 < confidence < 1.0:
         raise GateError(f"--confidence must lie in (0, 1), got {confidence}")
@@ -259,6 +253,7 @@ def gate(baseline: Run, candidate: Run, *, max_drop: Mapping[str, float] | None 
         raise GateError(f"--resamples must be at least 100, got {resamples}")
     explicit = max_drop is not None
     max_drop = dict(DEFAULT_MAX_DROP if max_drop is None else max_drop)
+    check_rules_versions(baseline, candidate)
     rng = np.random.default_rng(seed)
     results = [compare_task(task, b, c, max_drop=max_drop, confidence=confidence,
                             resamples=resamples, rng=rng)
@@ -308,6 +303,9 @@ def to_markdown(baseline: Run, candidate: Run, results: Sequence[TaskResult], *,
         f"{resamples:,} resamples, seed {seed}; a metric regresses when its whole {pct} interval "
         "lies past the allowed drop.",
         "",
+        f"Rules version {', '.join(baseline.rules_versions)}. Judges: baseline "
+        f"`{_cell(baseline.describe_judges())}`; candidate `{_cell(candidate.describe_judges())}`.",
+        "",
         f"| task | metric | baseline | candidate | change | {pct} interval | max drop | result |",
         "|---|---|---:|---:|---:|---|---:|---|",
     ]
@@ -335,8 +333,9 @@ def to_json(baseline: Run, candidate: Run, results: Sequence[TaskResult], *,
     return {
         "verdict": "regression" if code == EXIT_REGRESSION else "pass",
         "exit_code": code,
-        "baseline": {"name": baseline.name, "path": str(baseline.path), "source": baseline.source},
-        "candidate": {"name": candidate.name, "path": str(candidate.path), "source": candidate.source},
+        "rules_version": baseline.rules_versions[0] if baseline.rules_versions else None,
+        "baseline": _run_json(baseline),
+        "candidate": _run_json(candidate),
         "confidence": confidence,
         "resamples": resamples,
         "seed": seed,
@@ -348,11 +347,18 @@ def to_json(baseline: Run, candidate: Run, results: Sequence[TaskResult], *,
     }
 
 
+def _run_json(run: Run) -> dict[str, Any]:
+    return {"name": run.name, "path": str(run.path), "source": run.source,
+            "rules_versions": list(run.rules_versions), "judge_specs": run.judge_specs,
+            "verdict_judges": list(run.verdict_judges)}
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``halt-eval gate`` options."""
     parser.epilog = ("Samples are paired by (task, document id); a metric fails when its whole paired "
                      "bootstrap interval lies past the allowed drop.\n"
-                     "Exit codes: 0 pass, 1 regression, 2 bad input or unpaired runs.")
+                     "Exit codes: 0 pass, 1 regression, 2 bad input, unpaired runs or rows scored "
+                     "under different rules versions.")
     parser.add_argument("--baseline", required=True, metavar="RUN",
                         help="baseline run: a halt-eval score JSONL or folder, or an lm-eval output folder")
     parser.add_argument("--candidate", required=True, metavar="RUN", help="candidate run, same forms")

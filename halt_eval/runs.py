@@ -6,30 +6,28 @@ A run is one model (or checkpoint) scored on one or more tasks. Two layouts are 
   one per domain; pass a file or the directory holding them.
 - lm-eval output (``--output_path DIR --log_samples``): ``DIR/<model>/results_<time>.json`` and
   ``DIR/<model>/samples_<task>_<time>.jsonl``; pass the model folder or ``DIR`` when it holds a
-  single model. The latest timestamp of each task is used; each sample row is rebuilt as
-  ``{**details, "fragments": fragments}``.
+  single model. The latest timestamp of each task is used. A sample carries its scored row(s)
+  in ``filtered_resps`` (what the halt filter returns: one row per answer, several with
+  ``repeats``); samples written before that carry ``details`` and ``fragments`` instead, and are
+  still read.
 
-Rows are checked on load and errors name ``file:line``.
+Every row becomes a ``ScoredResponse`` through ``ScoredResponse.from_dict``, so rows are checked
+on load and errors name ``file:line`` and the field.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from halt_eval.io import first_text, iter_json_lines
-from halt_eval.types import LABELS, SCHEMA_VERSION
+from halt_eval.types import RowError, ScoredResponse
 
 RunSource = Literal["score", "lm-eval"]
 
-#: Per-response keys lm-eval writes beside ``details`` (see the task's ``metric_list``).
-_LMEVAL_METRIC_KEYS: tuple[str, ...] = (
-    "correctness", "completeness", "f1", "abstained", "n_given", "n_correct",
-)
 _RESULTS_PREFIX = "results_"
 _SAMPLES_PREFIX = "samples_"
 
@@ -44,7 +42,7 @@ class Run:
 
     Attributes:
         name: Display name: the lm-eval ``model_name``, else the file or folder name.
-        tasks: Task name to serialized rows, in file order; ``(task, id)`` is unique.
+        tasks: Task name to scored rows, in file order; ``(task, id, sample)`` is unique.
         source: ``score`` (``halt-eval score`` JSONL) or ``lm-eval`` (an output directory).
         path: What was passed to ``load_run``.
         files: The files the rows came from.
@@ -53,7 +51,7 @@ class Run:
     """
 
     name: str
-    tasks: Mapping[str, list[dict[str, Any]]]
+    tasks: Mapping[str, list[ScoredResponse]]
     source: RunSource
     path: Path
     files: tuple[Path, ...] = ()
@@ -63,6 +61,45 @@ class Run:
     def n_samples(self) -> int:
         """Rows over all tasks."""
         return sum(len(rows) for rows in self.tasks.values())
+
+    def rows(self) -> list[ScoredResponse]:
+        """Every row, task by task."""
+        return [r for rows in self.tasks.values() for r in rows]
+
+    @property
+    def rules_versions(self) -> tuple[str, ...]:
+        """The rules versions the rows were scored under, sorted (one for a consistent run)."""
+        return tuple(sorted({r.rules_version for r in self.rows()}))
+
+    @property
+    def judge_specs(self) -> list[dict[str, Any]]:
+        """The distinct judge specs recorded in the rows, in first-seen order (``[]`` for rows
+        written before specs were recorded)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for r in self.rows():
+            if r.judge_spec:
+                seen.setdefault(json.dumps(r.judge_spec, sort_keys=True, default=str), dict(r.judge_spec))
+        return list(seen.values())
+
+    def describe_judges(self) -> str:
+        """One line naming the judges: each spec as ``name@version`` and its other fields in
+        JSON, or, for rows without a spec, the tags on their verdicts."""
+        if self.judge_specs:
+            return "; ".join(describe_spec(s) for s in self.judge_specs)
+        tags = ", ".join(self.verdict_judges) or "none"
+        return f"{tags} (no judge spec in the rows)"
+
+    @property
+    def verdict_judges(self) -> tuple[str, ...]:
+        """The ``name@version`` tags on the verdicts, sorted: who judged, even in old rows."""
+        return tuple(sorted({v.judge for r in self.rows() for v in r.verdicts if v.judge}))
+
+
+def describe_spec(spec: Mapping[str, Any]) -> str:
+    """``name@version {"options": ...}``: a judge spec on one line."""
+    head = f"{spec.get('name', '?')}@{spec.get('version', '?')}"
+    rest = {k: v for k, v in spec.items() if k not in ("name", "version") and v not in ({}, None, "")}
+    return head + (" " + json.dumps(rest, sort_keys=True, default=str, ensure_ascii=False) if rest else "")
 
 
 def load_run(path: str | Path, name: str | None = None) -> Run:
@@ -127,7 +164,7 @@ def _load_lmeval(path: Path, model_dir: Path, name: str | None) -> Run:
             latest[task] = (stamp, f)
     if not latest:
         raise RunError(f"{model_dir}: lm-eval results without samples_*.jsonl; rerun with --log_samples")
-    tasks: dict[str, list[dict[str, Any]]] = {}
+    tasks: dict[str, list[ScoredResponse]] = {}
     skipped: list[str] = []
     for task in sorted(latest):
         f = latest[task][1]
@@ -160,7 +197,7 @@ def _lmeval_model_name(model_dir: Path) -> str:
 def _load_files(path: Path, files: Sequence[Path], name: str, *, strict: bool) -> Run:
     """Rows of score outputs; with ``strict`` off (a folder), files without fragments (the
     answers that were scored, say) are skipped and noted."""
-    tasks: dict[str, list[dict[str, Any]]] = {}
+    tasks: dict[str, list[ScoredResponse]] = {}
     source: RunSource = "score"
     skipped: list[str] = []
     used: list[Path] = []
@@ -178,50 +215,80 @@ def _load_files(path: Path, files: Sequence[Path], name: str, *, strict: bool) -
         if from_lmeval:
             source = "lm-eval"
         for row in rows:
-            tasks.setdefault(row["task"], []).append(row)
+            tasks.setdefault(row.response.task, []).append(row)
     if not tasks:
         raise RunError(f"{path}: no scored rows" + (f" ({'; '.join(skipped)})" if skipped else ""))
     _check_unique(tasks, path)
     return Run(name, tasks, source, path, tuple(used), tuple(skipped))
 
 
-def _read_rows(f: Path, *, default_task: str) -> tuple[list[dict[str, Any]] | None, bool]:
+def _read_rows(f: Path, *, default_task: str) -> tuple[list[ScoredResponse] | None, bool]:
     """Checked rows of one file and whether they were lm-eval samples.
 
-    The rows are ``None`` when the first row has no fragments (not scored output).
+    The rows are ``None`` when the first line holds no scored row (not scored output).
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[ScoredResponse] = []
     from_lmeval = False
     for where, obj, error, _warning in iter_json_lines(f):
         if error:
             raise RunError(error)
         if not isinstance(obj, Mapping):
             raise RunError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        if "fragments" not in obj:
+        from_lmeval = "doc_id" in obj and ("filtered_resps" in obj or "details" in obj)
+        found = _sample_rows(obj, where) if from_lmeval else ([dict(obj)] if "fragments" in obj else None)
+        if found is None:
             if not rows:
                 return None, False
             raise RunError(f"{where}: field 'fragments' is missing")
-        from_lmeval = "details" in obj and "doc_id" in obj
-        row = _from_lmeval(obj, where) if from_lmeval else dict(obj)
-        _check_row(row, where, default_task)
-        rows.append(row)
+        for row in found:
+            task = row.get("task") or default_task or (f"halt_{row['domain']}" if row.get("domain") else "")
+            row["task"] = str(task) if isinstance(task, (str, int)) else task
+            try:
+                scored = ScoredResponse.from_dict(row, where)
+            except RowError as e:
+                raise RunError(str(e)) from e
+            if not scored.response.task:
+                raise RunError(f"{where}: neither 'task' nor 'domain' is set")
+            rows.append(scored)
     return rows, from_lmeval
 
 
-def _from_lmeval(sample: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Rebuild a serialized row from an lm-eval sample.
+def _sample_rows(sample: Mapping[str, Any], where: str) -> list[dict[str, Any]] | None:
+    """The scored rows of one lm-eval sample, or ``None`` when it holds none.
 
-    lm-eval's ``process_results`` leaves ``prompt``, ``reference`` and ``response`` out of
-    ``details`` (they are in the sample already), so they are taken from ``doc`` and
-    ``filtered_resps`` (else ``resps``) when missing; spans index into that response text.
+    Current samples hold each answer's full row in ``filtered_resps`` (a list of rows; with
+    ``repeats``, several, numbered by ``sample`` when they are not already). Older samples hold
+    the row in ``details`` and ``fragments``, with ``prompt``, ``reference`` and ``response``
+    left to ``doc`` and ``resps``. Missing fields are taken from the sample either way.
     """
-    details = sample["details"]
-    if not isinstance(details, Mapping):
-        raise RunError(f"{where}: field 'details' must be an object, got {type(details).__name__}")
-    row = {**details, "fragments": sample["fragments"]}
-    for key in _LMEVAL_METRIC_KEYS:
-        if key not in row and key in sample:
-            row[key] = sample[key]
+    found = _row_dicts(sample.get("filtered_resps"))
+    if found:
+        rows = [dict(r) for r in found]
+        if len(rows) > 1:
+            for i, row in enumerate(rows):
+                row.setdefault("sample", i)
+    elif "details" in sample and "fragments" in sample:
+        details = sample["details"]
+        if not isinstance(details, Mapping):
+            raise RunError(f"{where}: field 'details' must be an object, got {type(details).__name__}")
+        rows = [{**details, "fragments": sample["fragments"]}]
+    else:
+        return None
+    return [_complete_from_sample(row, sample, where) for row in rows]
+
+
+def _row_dicts(value: Any) -> list[Mapping[str, Any]]:
+    """Scored rows (objects with ``fragments``) in a possibly nested list, in order."""
+    if isinstance(value, Mapping):
+        return [value] if "fragments" in value else []
+    if isinstance(value, (list, tuple)):
+        return [row for item in value for row in _row_dicts(item)]
+    return []
+
+
+def _complete_from_sample(row: dict[str, Any], sample: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Fill ``id``, ``response``, ``prompt``, ``reference``, ``task`` and ``domain`` from the
+    sample's ``doc`` and ``resps`` when the row lacks them; spans index into that response."""
     doc = sample.get("doc") if isinstance(sample.get("doc"), Mapping) else {}
     row.setdefault("id", str(doc.get("id", sample["doc_id"])))
     if "response" not in row:
@@ -251,47 +318,18 @@ def _reference(value: Any, where: str) -> dict[str, Any]:
     return dict(value)
 
 
-def _check_row(row: dict[str, Any], where: str, default_task: str) -> None:
-    """Check and complete one row in place: ``id`` and ``task`` become strings."""
-    version = row.get("schema_version", SCHEMA_VERSION)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise RunError(f"{where}: schema_version {version!r} is newer than this halt-eval "
-                       f"reads ({SCHEMA_VERSION}); upgrade halt-eval")
-    if row.get("id") is None:
-        raise RunError(f"{where}: field 'id' is missing")
-    row["id"] = str(row["id"])
-    if not isinstance(row.get("response"), str):
-        raise RunError(f"{where}: field 'response' is missing or not a string")
-    fragments = row["fragments"]
-    if not isinstance(fragments, list):
-        raise RunError(f"{where}: field 'fragments' must be a list, got {type(fragments).__name__}")
-    for i, frag in enumerate(fragments):
-        if not isinstance(frag, Mapping):
-            raise RunError(f"{where}: fragments[{i}] must be an object")
-        if frag.get("verdict") not in LABELS:
-            raise RunError(f"{where}: fragments[{i}].verdict must be one of {', '.join(LABELS)}, "
-                           f"got {frag.get('verdict')!r}")
-        span = frag.get("span")
-        if not (isinstance(span, Sequence) and len(span) == 2
-                and all(isinstance(x, int) for x in span)):
-            raise RunError(f"{where}: fragments[{i}].span must be [start, end], got {span!r}")
-    for key in ("correctness", "completeness", "f1"):
-        value = row.get(key)
-        if value is not None and not isinstance(value, (int, float)):
-            raise RunError(f"{where}: field {key!r} must be a number or null, got {value!r}")
-        if isinstance(value, float) and math.isnan(value):
-            row[key] = None  # an undefined value written as NaN reads as null
-    task = row.get("task") or default_task or (f"halt_{row['domain']}" if row.get("domain") else "")
-    if not task:
-        raise RunError(f"{where}: neither 'task' nor 'domain' is set")
-    row["task"] = str(task)
+def row_key(row: ScoredResponse) -> tuple[str, int | None]:
+    """What pairs a row across runs within a task: its document id and sample index."""
+    return row.response.id, row.sample
 
 
-def _check_unique(tasks: Mapping[str, list[dict[str, Any]]], path: Path) -> None:
+def _check_unique(tasks: Mapping[str, list[ScoredResponse]], path: Path) -> None:
     for task, rows in tasks.items():
-        seen: set[str] = set()
+        seen: set[tuple[str, int | None]] = set()
         for row in rows:
-            if row["id"] in seen:
-                raise RunError(f"{path}: task {task!r} has document id {row['id']!r} twice; "
-                               "samples are paired by (task, id), so ids must be unique")
-            seen.add(row["id"])
+            key = row_key(row)
+            if key in seen:
+                which = "" if row.sample is None else f" sample {row.sample}"
+                raise RunError(f"{path}: task {task!r} has document id {row.response.id!r}{which} "
+                               "twice; samples are paired by (task, id), so ids must be unique")
+            seen.add(key)

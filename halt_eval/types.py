@@ -10,14 +10,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from halt_eval import rules
+
 Label = Literal["correct", "incorrect", "unverifiable"]
 LABELS: tuple[Label, ...] = ("correct", "incorrect", "unverifiable")
-Domain = Literal["math", "code", "bio", "med"]
-DOMAINS: tuple[Domain, ...] = ("math", "code", "bio", "med")
+#: A domain name: a built-in one or any registered with ``halt_eval.domains``.
+Domain = str
+#: The built-in domains.
+DOMAINS: tuple[str, ...] = ("math", "code", "bio", "med")
 FragmentKind = Literal["independent", "dependent"]
+KINDS: tuple[FragmentKind, ...] = ("independent", "dependent")
 
 #: Version of the serialized row format written by ``ScoredResponse.to_dict``.
-SCHEMA_VERSION = 1
+#: 2 added ``rules_version`` and ``judge_spec``; version-1 rows are still read.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,16 +171,17 @@ class Splitter(Protocol):
     def split(self, texts: Sequence[str], responses: Sequence[Response]) -> list[list[Piece]]: ...
 
 
-def _ratio(num: float, den: float) -> float:
-    return num / den if den else 0.0
+class RowError(ValueError):
+    """A serialized scored row that cannot be read; the message names the record and field."""
 
 
 @dataclass(frozen=True, slots=True)
 class ScoredResponse:
-    """A response with its fragments, verdicts and the counts the metrics come from.
+    """A response with its fragments, verdicts and the counts the metrics come from: THE one
+    scored-row type, serialized by ``to_dict`` and read back by ``from_dict``.
 
-    ``n_given``, ``n_correct``, ``correctness``, ``completeness`` and ``f1`` are properties,
-    so they never disagree with the verdicts.
+    ``n_given``, ``n_correct``, ``correctness``, ``completeness`` and ``f1`` are properties
+    computed by ``halt_eval.rules``, so they never disagree with the verdicts.
 
     Attributes:
         response: The scored response.
@@ -188,6 +195,12 @@ class ScoredResponse:
         marker_offset: Character offset of the abstention marker in the text, if any.
         evidence: Response-level evidence from the judge.
         error: Why the response could not be judged (bad input), if so.
+        rules_version: ``rules.RULES_VERSION`` of the rules the row was scored under
+            (``"1"`` for rows written before it was recorded).
+        judge_spec: The judge's ``spec()``: name, version, options (and the LLM backend and
+            model when one is used); ``{}`` when not recorded.
+        sample: Index of this answer among several sampled for one document (lm-eval
+            ``repeats``); ``None`` for the only answer.
     """
 
     response: Response
@@ -200,6 +213,9 @@ class ScoredResponse:
     marker_offset: int | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    rules_version: str = rules.RULES_VERSION
+    judge_spec: Mapping[str, Any] = field(default_factory=dict)
+    sample: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.fragments) != len(self.verdicts):
@@ -219,47 +235,32 @@ class ScoredResponse:
     @property
     def correctness(self) -> float | None:
         """Share of given fragments judged correct; ``None`` when nothing was given."""
-        return self.n_correct / self.n_given if self.n_given else None
+        return rules.correctness(self.n_correct, self.n_given)
 
     @property
     def completeness(self) -> float | None:
-        """Correct fragments against what a complete answer needs, capped at 1.
-
-        A dependent-domain answer that fully solves the task scores 1, one that the judge
-        found unsolved stays below 1; with ``reference_recall`` it is the share of reference
-        statements covered. ``None`` when the needed count is unknown.
-        """
-        if self.solved and self.n_given:
-            return 1.0
+        """Correct fragments against what a complete answer needs, capped at 1 (see
+        ``rules.completeness``); ``None`` when the needed count is unknown."""
+        covered = None
         if self.coverage is not None:
-            return _ratio(sum(v.label == "correct" for v in self.coverage), len(self.coverage))
-        if not self.n_desired:
-            return None
-        needed = self.n_desired
-        if self.solved is False:
-            # An answer that does not solve the task lacks at least one needed fragment, so it
-            # stays below 1 even when it is longer than the reference.
-            needed = max(needed, self.n_correct + 1)
-        return min(1.0, self.n_correct / needed)
+            covered = (sum(v.label == "correct" for v in self.coverage), len(self.coverage))
+        return rules.completeness(self.n_correct, self.n_given, self.n_desired, self.solved, covered)
 
     @property
     def f1(self) -> float | None:
-        """Harmonic mean of correctness and completeness (0 when both are 0).
-
-        An empty answer (nothing given) has correctness undefined; its f1 is 0, as it
-        contributes nothing of what a complete answer needs.
-        """
-        comp = self.completeness
-        if comp is None:
-            return None
-        corr = self.correctness if self.correctness is not None else 0.0
-        return _ratio(2 * corr * comp, corr + comp)
+        """Harmonic mean of correctness and completeness (see ``rules.f1``)."""
+        return rules.f1(self.correctness, self.completeness)
 
     def to_dict(self) -> dict[str, Any]:
-        """Serialize to a JSON-safe row (``schema_version`` included)."""
+        """Serialize to a JSON-safe row (``schema_version`` and ``rules_version`` included).
+
+        The metric values are written for readers without halt-eval; ``from_dict`` recomputes
+        them from the verdicts and checks that they agree.
+        """
         r = self.response
         row: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
+            "rules_version": self.rules_version,
             "id": r.id,
             "task": r.task,
             "domain": r.domain,
@@ -272,11 +273,7 @@ class ScoredResponse:
                     "text": f.text,
                     "span": list(f.span),
                     "kind": f.kind,
-                    "verdict": v.label,
-                    "reason": v.reason,
-                    "explanation": v.explanation,
-                    "evidence": dict(v.evidence),
-                    "judge": v.judge,
+                    **_verdict_dict(v),
                 }
                 for f, v in zip(self.fragments, self.verdicts)
             ],
@@ -291,11 +288,172 @@ class ScoredResponse:
             "f1": self.f1,
             "evidence": dict(self.evidence),
             "error": self.error,
+            "judge_spec": dict(self.judge_spec),
         }
         if self.coverage is not None:
-            row["coverage"] = [
-                {"verdict": v.label, "reason": v.reason, "explanation": v.explanation,
-                 "evidence": dict(v.evidence), "judge": v.judge}
-                for v in self.coverage
-            ]
+            row["coverage"] = [_verdict_dict(v) for v in self.coverage]
+        if self.sample is not None:
+            row["sample"] = self.sample
         return row
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "") -> ScoredResponse:
+        """Rebuild a scored response from a serialized row (``to_dict``), checking every field.
+
+        Rows of schema version 1 (no ``rules_version``, no ``judge_spec``) read as rules
+        version ``"1"``. Metric values in the row (``correctness`` ...) are optional; NaN
+        reads as null; under the current rules version they must agree with the verdicts.
+
+        Args:
+            d: The row.
+            where: Names the row in errors (``file:line``); by default its ``id``.
+
+        Raises:
+            RowError: A field is missing, of the wrong type, or disagrees with the verdicts;
+                the message starts with ``where`` and names the field.
+        """
+        return _row_from_dict(cls, d, where)
+
+
+
+def _verdict_dict(v: Verdict) -> dict[str, Any]:
+    return {"verdict": v.label, "reason": v.reason, "explanation": v.explanation,
+            "evidence": dict(v.evidence), "judge": v.judge}
+
+
+class _Reader:
+    """Typed field access on one row; every failure is a ``RowError`` naming ``where`` and the field."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, field_name: str, problem: str) -> RowError:
+        prefix = f"{self.where}: " if self.where else ""
+        return RowError(f"{prefix}field {field_name!r} {problem}")
+
+    def get(self, d: Mapping[str, Any], key: str, types: type | tuple[type, ...], default: Any,
+            name: str | None = None, *, required: bool = False, nullable: bool = False) -> Any:
+        name = name or key
+        if key not in d:
+            if required:
+                raise self.fail(name, "is missing")
+            return default
+        value = d[key]
+        if value is None and nullable:
+            return None
+        wanted = types if isinstance(types, tuple) else (types,)
+        # bool is an int in Python; a count or offset given as true/false is a mistake.
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            names = " or ".join(t.__name__ for t in wanted) + (" or null" if nullable else "")
+            raise self.fail(name, f"must be {names}, got {value!r}"[:300])
+        return value
+
+    def verdict(self, d: Any, name: str) -> Verdict:
+        if not isinstance(d, Mapping):
+            raise self.fail(name, f"must be an object, got {type(d).__name__}")
+        label = d.get("verdict")
+        if label not in LABELS:
+            prefix = f"{self.where}: " if self.where else ""
+            raise RowError(f"{prefix}{name}.verdict must be one of {', '.join(LABELS)}, got {label!r}")
+        return Verdict(
+            label,
+            self.get(d, "judge", str, "", f"{name}.judge"),
+            self.get(d, "reason", str, "", f"{name}.reason"),
+            self.get(d, "explanation", str, "", f"{name}.explanation"),
+            dict(self.get(d, "evidence", Mapping, {}, f"{name}.evidence", nullable=True) or {}),
+        )
+
+
+def _row_from_dict(cls: type[ScoredResponse], d: Mapping[str, Any], where: str) -> ScoredResponse:
+    if not isinstance(d, Mapping):
+        raise RowError(f"{where + ': ' if where else ''}expected a JSON object, got {type(d).__name__}")
+    if not where and d.get("id") is not None:
+        where = f"record {str(d['id'])!r}"
+    rd = _Reader(where)
+    version = d.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
+        raise rd.fail("schema_version", f"is {version!r}, newer than this halt-eval reads "
+                                        f"({SCHEMA_VERSION}); upgrade halt-eval")
+    if d.get("id") is None:
+        raise rd.fail("id", "is missing")
+    text = d.get("response")
+    if not isinstance(text, str):
+        raise rd.fail("response", "is missing or not a string")
+    response = Response(
+        id=str(d["id"]),
+        domain=rd.get(d, "domain", str, "", nullable=True) or "",
+        prompt=rd.get(d, "prompt", str, "", nullable=True) or "",
+        text=text,
+        reference=dict(rd.get(d, "reference", Mapping, {}, nullable=True) or {}),
+        task=rd.get(d, "task", str, "", nullable=True) or "",
+    )
+    raw = rd.get(d, "fragments", list, None, required=True)
+    fragments, verdicts = [], []
+    for i, f in enumerate(raw):
+        name = f"fragments[{i}]"
+        verdicts.append(rd.verdict(f, name))
+        span = f.get("span")
+        if not (isinstance(span, Sequence) and not isinstance(span, str) and len(span) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in span)
+                and 0 <= span[0] <= span[1]):
+            prefix = f"{where}: " if where else ""
+            raise RowError(f"{prefix}{name}.span must be [start, end], got {span!r}")
+        kind = f.get("kind", "independent")
+        if kind not in KINDS:
+            raise rd.fail(f"{name}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+        frag_text = rd.get(f, "text", str, None, f"{name}.text")
+        fragments.append(Fragment(
+            index=rd.get(f, "index", int, i, f"{name}.index"),
+            text=text[span[0]:span[1]] if frag_text is None else frag_text,
+            span=(span[0], span[1]),
+            kind=kind,
+        ))
+    coverage = rd.get(d, "coverage", list, None, nullable=True)
+    marker_offset = rd.get(d, "marker_offset", int, None, nullable=True)
+    rules_version = rd.get(d, "rules_version", (str, int), rules.UNRECORDED_RULES_VERSION)
+    n_desired = rd.get(d, "n_desired", int, None, nullable=True)
+    if n_desired is not None and n_desired < 0:
+        raise rd.fail("n_desired", f"must not be negative, got {n_desired}")
+    sample = rd.get(d, "sample", int, None, nullable=True)
+    scored = cls(
+        response=response,
+        fragments=tuple(fragments),
+        verdicts=tuple(verdicts),
+        abstained=rd.get(d, "abstained", bool, marker_offset is not None or not fragments),
+        n_desired=n_desired,
+        solved=rd.get(d, "solved", bool, None, nullable=True),
+        coverage=None if coverage is None else tuple(
+            rd.verdict(v, f"coverage[{i}]") for i, v in enumerate(coverage)),
+        marker_offset=marker_offset,
+        evidence=dict(rd.get(d, "evidence", Mapping, {}, nullable=True) or {}),
+        error=rd.get(d, "error", str, None, nullable=True),
+        rules_version=str(rules_version),
+        judge_spec=dict(rd.get(d, "judge_spec", Mapping, {}, nullable=True) or {}),
+        sample=sample,
+    )
+    _check_stored_values(scored, d, rd)
+    return scored
+
+
+#: Metric values a row may carry, checked against the verdicts on read.
+_STORED_VALUES = ("n_given", "n_correct", "correctness", "completeness", "f1")
+
+
+def _check_stored_values(scored: ScoredResponse, d: Mapping[str, Any], rd: _Reader) -> None:
+    """Stored values must be numbers (NaN = null); under the current rules they must equal the
+    values the verdicts give (rows scored under other rules are not recomputed here)."""
+    for key in _STORED_VALUES:
+        if key not in d:
+            continue
+        value = d[key]
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise rd.fail(key, f"must be a number or null, got {value!r}"[:300])
+        if isinstance(value, float) and value != value:  # NaN: undefined, written by lm-eval
+            value = None
+        if scored.rules_version != rules.RULES_VERSION:
+            continue
+        own = getattr(scored, key)
+        if (value is None) != (own is None) or (
+                value is not None and abs(float(value) - float(own)) > 1e-9):
+            raise rd.fail(key, f"is {value!r} but the verdicts give {own!r} under rules "
+                               f"version {rules.RULES_VERSION}")

@@ -14,7 +14,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,9 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from halt_eval.metrics import summarize
+from halt_eval.catalogue import METRICS, summarize
 from halt_eval.runs import Run, RunError, load_run
-from halt_eval.types import LABELS
+from halt_eval.types import KINDS, LABELS, ScoredResponse
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 #: Okabe-Ito colours, distinguishable with the common colour-vision deficiencies.
@@ -44,7 +44,9 @@ SHARED_STRING_MIN_CHARS = 48
 #: Prefix of a string-table reference inside evidence; a real string that starts with it is
 #: escaped by doubling the prefix.
 _REF = "\u0001"
-_KINDS = ("independent", "dependent")
+#: Catalogue metrics in the summary table, with their intervals; the plot's axes.
+TABLE_METRICS: tuple[str, ...] = ("correctness", "completeness", "f1")
+PLOT_X, PLOT_Y = "completeness", "correctness"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +79,8 @@ def _display_names(runs: Sequence[Run]) -> list[str]:
     return [str(r.path) if names.count(r.name) > 1 else r.name for r in runs]
 
 
-def _domain(task: str, rows: Sequence[Mapping[str, Any]]) -> str:
-    domain = rows[0].get("domain") if rows else None
-    return str(domain) if domain else task
+def _domain(task: str, rows: Sequence[ScoredResponse]) -> str:
+    return (rows[0].response.domain if rows else "") or task
 
 
 def _scale(value: float, axis: str) -> float:
@@ -91,7 +92,7 @@ def _scale(value: float, axis: str) -> float:
 
 def _plots(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, Any]]:
     """One plot per domain: each run's rows of that domain pooled into one point."""
-    by_domain: dict[str, list[list[dict[str, Any]]]] = {}
+    by_domain: dict[str, list[list[ScoredResponse]]] = {}
     for i, run in enumerate(runs):
         for task, rows in run.tasks.items():
             by_domain.setdefault(_domain(task, rows), [[] for _ in runs])[i].extend(rows)
@@ -102,20 +103,20 @@ def _plots(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, Any]]:
             if not rows:
                 continue
             s = summarize(rows)
-            corr, comp = s["correctness"], s["completeness"]
+            corr, comp = s[PLOT_Y], s[PLOT_X]
             if corr is None or comp is None:
                 missing.append(names[i])
                 continue
-            cci = s["correctness_ci"] or [corr, corr]
-            pci = s["completeness_ci"] or [comp, comp]
+            cci = s[f"{PLOT_Y}_ci"] or [corr, corr]
+            pci = s[f"{PLOT_X}_ci"] or [comp, comp]
             points.append(PlotPoint(
                 run=names[i], colour=RUN_COLOURS[i % len(RUN_COLOURS)],
                 x=_scale(comp, "x"), y=_scale(corr, "y"),
                 x_lo=_scale(pci[0], "x"), x_hi=_scale(pci[1], "x"),
                 y_lo=_scale(cci[0], "y"), y_hi=_scale(cci[1], "y"),
                 radius=max(POINT_RADIUS_MIN_PX, POINT_RADIUS_PX - POINT_RADIUS_STEP_PX * i),
-                title=(f"{names[i]} ({domain}, n={s['n']}): correctness {corr:.3f} "
-                       f"{_ci_text(cci)}, completeness {comp:.3f} {_ci_text(pci)}"),
+                title=(f"{names[i]} ({domain}, n={s['n']}): {PLOT_Y} {corr:.3f} "
+                       f"{_ci_text(cci)}, {PLOT_X} {comp:.3f} {_ci_text(pci)}"),
             ))
         plots.append({"domain": domain, "points": points, "missing": missing})
     return plots
@@ -133,8 +134,8 @@ def _summary_rows(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, A
             out.append({
                 "task": task, "run": names[i], "run_index": i,
                 "colour": RUN_COLOURS[i % len(RUN_COLOURS)], "n": s["n"],
-                "cells": [(_fmt(s[m]), _ci_text(s[f"{m}_ci"])) for m in ("correctness", "completeness", "f1")],
-                "abstention": _fmt(s["abstention_rate"]),
+                "cells": [(_fmt(s[m]), _ci_text(s.get(f"{m}_ci"))) for m in TABLE_METRICS],
+                "abstention": _fmt(s[METRICS["abstained"].summary_name]),
                 "errors": s["errors"],
                 "verdicts": [(label, s["verdicts"].get(label, 0),
                               100.0 * s["verdicts"].get(label, 0) / total if total else 0.0)
@@ -153,15 +154,15 @@ def _sample_data(runs: Sequence[Run], names: Sequence[str]) -> dict[str, Any]:
     tasks = sorted({t for r in runs for t in r.tasks})
     docs: dict[tuple[str, str], int] = {}
     doc_rows: list[list[Any]] = []
-    samples: list[tuple[int, int, dict[str, Any]]] = []
+    samples: list[tuple[int, int, ScoredResponse]] = []
     for ri, run in enumerate(runs):
         for task, rows in run.tasks.items():
             for row in rows:
-                key = (task, row["id"])
+                r = row.response
+                key = (task, r.id)
                 if key not in docs:
                     docs[key] = len(doc_rows)
-                    doc_rows.append([tasks.index(task), row["id"], row.get("prompt", ""),
-                                     row.get("reference") or {}, row.get("domain", "")])
+                    doc_rows.append([tasks.index(task), r.id, r.prompt, dict(r.reference), r.domain])
                 samples.append((docs[key], ri, row))
     # Same document across runs side by side, documents in the order first seen.
     samples.sort(key=lambda s: (doc_rows[s[0]][0], s[0], s[1]))
@@ -171,7 +172,7 @@ def _sample_data(runs: Sequence[Run], names: Sequence[str]) -> dict[str, Any]:
         "colours": [RUN_COLOURS[i % len(RUN_COLOURS)] for i in range(len(runs))],
         "tasks": tasks,
         "labels": list(LABELS),
-        "kinds": list(_KINDS),
+        "kinds": list(KINDS),
         "pageSize": PAGE_SIZE,
         "docs": doc_rows,
         "samples": [_sample(d, ri, row, table) for d, ri, row in samples],
@@ -186,7 +187,7 @@ class _SharedStrings:
     starts with ``_REF`` by doubling it; the page's ``unpack`` reverses both.
     """
 
-    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, rows: Sequence[ScoredResponse]) -> None:
         counts: dict[str, int] = {}
         for row in rows:
             for evidence in _evidences(row):
@@ -212,10 +213,8 @@ class _SharedStrings:
         return value
 
 
-def _evidences(row: Mapping[str, Any]) -> list[Any]:
-    found = [f.get("evidence") for f in row["fragments"]]
-    found += [v.get("evidence") for v in row.get("coverage") or ()]
-    return [*found, row.get("evidence")]
+def _evidences(row: ScoredResponse) -> list[Any]:
+    return [v.evidence for v in (*row.verdicts, *(row.coverage or ()))] + [row.evidence]
 
 
 def _strings(value: Any, out: list[str]) -> list[str]:
@@ -231,32 +230,35 @@ def _strings(value: Any, out: list[str]) -> list[str]:
     return out
 
 
-def _sample(doc: int, run_index: int, row: Mapping[str, Any], table: _SharedStrings) -> dict[str, Any]:
-    text = row["response"]
+def _verdict(v, table: _SharedStrings) -> list[Any]:
+    return [LABELS.index(v.label), v.reason, v.explanation, table.pack(dict(v.evidence)), v.judge]
+
+
+def _sample(doc: int, run_index: int, row: ScoredResponse, table: _SharedStrings) -> dict[str, Any]:
+    text = row.response.text
     out: dict[str, Any] = {
         "d": doc, "r": run_index, "t": text,
-        "m": row.get("marker_offset"), "a": bool(row.get("abstained")),
-        "c": row.get("correctness"), "p": row.get("completeness"), "f": row.get("f1"),
+        "m": row.marker_offset, "a": row.abstained,
+        "c": row.correctness, "p": row.completeness, "f": row.f1,
         "fr": [
-            [f["span"][0], f["span"][1], LABELS.index(f["verdict"]),
-             _KINDS.index(f["kind"]) if f.get("kind") in _KINDS else 0,
-             None if text[f["span"][0]:f["span"][1]] == f.get("text") else f.get("text", ""),
-             f.get("reason", ""), f.get("explanation", ""), table.pack(f.get("evidence") or {}),
-             f.get("judge", "")]
-            for f in row["fragments"]
+            [f.span[0], f.span[1], LABELS.index(v.label), KINDS.index(f.kind),
+             None if text[f.span[0]:f.span[1]] == f.text else f.text,
+             v.reason, v.explanation, table.pack(dict(v.evidence)), v.judge]
+            for f, v in zip(row.fragments, row.verdicts)
         ],
     }
-    if row.get("error"):
-        out["e"] = row["error"]
-    if row.get("solved") is not None:
-        out["s"] = bool(row["solved"])
-    if row.get("n_desired") is not None:
-        out["nd"] = row["n_desired"]
-    if row.get("evidence"):
-        out["ev"] = table.pack(row["evidence"])
-    if row.get("coverage"):
-        out["cov"] = [[LABELS.index(v["verdict"]), v.get("reason", ""), v.get("explanation", ""),
-                       table.pack(v.get("evidence") or {}), v.get("judge", "")] for v in row["coverage"]]
+    if row.error:
+        out["e"] = row.error
+    if row.solved is not None:
+        out["s"] = row.solved
+    if row.n_desired is not None:
+        out["nd"] = row.n_desired
+    if row.sample is not None:
+        out["k"] = row.sample
+    if row.evidence:
+        out["ev"] = table.pack(dict(row.evidence))
+    if row.coverage:
+        out["cov"] = [_verdict(v, table) for v in row.coverage]
     return out
 
 
@@ -296,7 +298,8 @@ def render(runs: Sequence[Run], *, title: str = "halt-eval report") -> str:
     return template.render(
         title=title,
         runs=[{"name": n, "colour": RUN_COLOURS[i % len(RUN_COLOURS)], "source": r.source,
-               "path": str(r.path), "n": r.n_samples, "tasks": sorted(r.tasks)}
+               "path": str(r.path), "n": r.n_samples, "tasks": sorted(r.tasks),
+               "rules": ", ".join(r.rules_versions), "judges": r.describe_judges()}
               for i, (n, r) in enumerate(zip(names, runs))],
         summary=_summary_rows(runs, names),
         plots=_plots(runs, names),

@@ -5,18 +5,20 @@ from __future__ import annotations
 import pytest
 
 from conftest import LabelJudge, load_cases
-from halt_eval.metrics import summarize
-from halt_eval.registry import DomainSpec
+from halt_eval.catalogue import summarize
+from halt_eval.domains import Domain
 from halt_eval.score import ScoreConfig, Scorer
 from halt_eval.split import SentenceSplitter
+from halt_eval.rules import RULES_VERSION
 from halt_eval.types import Response
 
 CASES = load_cases("contract")
 
 
 def scorer_for(kind: str, n_desired: str) -> Scorer:
-    spec = DomainSpec("bio" if kind == "independent" else "math", kind, "sentences", "labels", n_desired)
-    return Scorer(spec, SentenceSplitter(), LabelJudge(), ScoreConfig())
+    domain = Domain("bio" if kind == "independent" else "math", "test", kind, "sentence",
+                    "sentences", "labels", n_desired)
+    return Scorer(domain, SentenceSplitter(), LabelJudge(), ScoreConfig())
 
 
 def scored(case: dict):
@@ -40,7 +42,7 @@ def test_hand_computed_case(case):
 def test_serialized_row_agrees_with_the_properties():
     s = scored(CASES[0])
     row = s.to_dict()
-    assert row["schema_version"] == 1
+    assert row["schema_version"] == 2 and row["rules_version"] == RULES_VERSION
     assert [f["verdict"] for f in row["fragments"]] == ["correct", "incorrect", "correct", "unverifiable"]
     for key in ("n_given", "n_correct", "correctness", "completeness", "f1", "abstained"):
         assert row[key] == getattr(s, key)
@@ -55,7 +57,7 @@ def test_dependent_rule_keeps_the_judges_own_label_as_evidence():
 
 def test_task_summary_pools_fragments_and_leaves_empty_answers_out_of_correctness():
     names = ["independent_mixed_labels", "marker_ends_the_answer", "answer_starting_with_marker_gives_nothing"]
-    rows = [scored(next(c for c in CASES if c["name"] == n)).to_dict() for n in names]
+    rows = [scored(next(c for c in CASES if c["name"] == n)) for n in names]
     summary = summarize(rows)
     assert summary["n"] == 3
     assert summary["correctness"] == pytest.approx((0.5 + 1.0) / 2)

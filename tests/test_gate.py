@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from halt_eval.cli import main
 from halt_eval.gate import exit_code, gate
 from halt_eval.runs import Run
+from halt_eval.types import ScoredResponse
 from halt_runs import scored_row, write_jsonl, write_lmeval_dir
 
 CASES_PATH = Path(__file__).parent / "cases" / "gate.jsonl"
@@ -99,6 +100,50 @@ def test_a_task_missing_from_the_candidate_is_exit_2_naming_it(tmp_path, capsys)
     assert "task 'halt_math' is only in the baseline" in capsys.readouterr().err
 
 
+def _as_rules_version(rows: list[dict], version: str | None) -> list[dict]:
+    """Rows as written under another rules version (``None``: before versions were recorded)."""
+    out = []
+    for row in rows:
+        row = {k: v for k, v in row.items() if k not in ("rules_version", "judge_spec")}
+        if version is None:
+            row["schema_version"] = 1
+        else:
+            row["rules_version"] = version
+        out.append(row)
+    return out
+
+
+def test_runs_scored_under_different_rules_versions_are_exit_2_in_one_line(tmp_path, capsys):
+    rows = _rows([[5, 5, 5, 10]])
+    base = write_jsonl(tmp_path / "base.jsonl", _as_rules_version(rows, None))
+    cand = write_jsonl(tmp_path / "cand.jsonl", rows)
+    code, verdict = _gate(tmp_path, base, cand)
+    err = capsys.readouterr().err
+    assert code == 2 and verdict["verdict"] == "error"
+    assert len(err.strip().splitlines()) == 1
+    assert "rules versions differ" in err and "version 1" in err and "under 2" in err
+
+
+def test_a_run_mixing_rules_versions_is_exit_2(tmp_path, capsys):
+    rows = _rows([[5, 5, 5, 10]])
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", rows[:5] + _as_rules_version(rows[5:], "7"))
+    good = write_jsonl(tmp_path / "good.jsonl", rows)
+    assert _gate(tmp_path, good, mixed)[0] == 2
+    err = capsys.readouterr().err
+    assert "the candidate" in err and "mixes rows scored under rules versions 2, 7" in err
+
+
+def test_the_verdict_records_rules_version_and_judge_specs(tmp_path):
+    spec = {"name": "bm25", "version": "1", "options": {"k": 3}}
+    rows = [{**r, "judge_spec": spec} for r in _rows([[4, 5, 5, 10]])]
+    base = write_jsonl(tmp_path / "base.jsonl", rows)
+    md = tmp_path / "gate.md"
+    code, verdict = _gate(tmp_path, base, base, "--markdown", str(md))
+    assert code == 0 and verdict["rules_version"] == "2"
+    assert verdict["baseline"]["judge_specs"] == [spec] and verdict["candidate"]["rules_versions"] == ["2"]
+    assert 'Rules version 2. Judges: baseline `bm25@1 {"options": {"k": 3}}`' in md.read_text()
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -149,8 +194,9 @@ _spec = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=2, ma
 
 
 def _run(pairs: list[tuple[int, int]], side: int) -> Run:
-    rows = [scored_row(str(i), ["correct"] * min(p[side], 3) + ["incorrect"] * (3 - min(p[side], 3))
-                       if p[side] < 4 else [], n_desired=3)
+    rows = [ScoredResponse.from_dict(
+                scored_row(str(i), ["correct"] * min(p[side], 3) + ["incorrect"] * (3 - min(p[side], 3))
+                           if p[side] < 4 else [], n_desired=3))
             for i, p in enumerate(pairs)]
     return Run("r", {"halt_bio": rows}, "score", Path("r"))
 

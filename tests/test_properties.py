@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import LabelJudge
-from halt_eval.registry import DomainSpec
+from halt_eval.domains import Domain
 from halt_eval.score import ScoreConfig, Scorer
 from halt_eval.split import SentenceSplitter, cut_at_marker
 from halt_eval.types import Response
@@ -19,7 +19,7 @@ words = st.text(alphabet="abcdefgh xyz", min_size=1, max_size=12).map(str.strip)
 def _score(kind, labs, tail="", k=5, solved=None):
     text = " ".join(f"Fact {i} is {w}." for i, w in enumerate(["a"] * len(labs)))
     text = text + (" Unsure from Here. " + tail if tail else "")
-    spec = DomainSpec("bio", kind, "sentences", "labels", f"fixed:{k}")
+    spec = Domain("bio", "test", kind, "sentence", "sentences", "labels", f"fixed:{k}")
     ref = {"labels": labs + ["correct"] * 20, "solved": solved}
     return Scorer(spec, SentenceSplitter(), LabelJudge(), ScoreConfig()).score(
         [Response("r", "bio", "", text, ref)])[0]

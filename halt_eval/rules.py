@@ -1,0 +1,125 @@
+"""The scoring rules: the dependent rule, the needed count, and the per-answer formulas.
+
+Every scored row records ``RULES_VERSION``; the gate refuses to pair rows scored under different
+versions. Bump it whenever a change here can change a verdict after the judge or a metric value.
+
+Versions:
+    1: rows written before the version was recorded (read from rows without ``rules_version``).
+    2: the same rules as 1, now recorded in every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the types import this module; at run time it needs none of theirs
+    from halt_eval.types import Verdict
+
+#: Version of the rules below; written into every scored row.
+RULES_VERSION = "2"
+#: The version a row written without ``rules_version`` was scored under.
+UNRECORDED_RULES_VERSION = "1"
+
+#: Needed-count modes: fragments of the reference answer, the share of reference statements
+#: covered, or a fixed count ``fixed:K``.
+NEEDED_COUNT_MODES: tuple[str, ...] = ("reference", "reference_recall", "fixed:K")
+
+
+def parse_needed_mode(mode: str) -> tuple[str, int | None]:
+    """``"fixed:5"`` -> ``("fixed", 5)``; ``"reference"`` -> ``("reference", None)``.
+
+    Raises:
+        ValueError: Not one of ``NEEDED_COUNT_MODES`` (``K`` must be a positive integer).
+    """
+    if mode in ("reference", "reference_recall"):
+        return mode, None
+    if mode.startswith("fixed:"):
+        try:
+            k = int(mode.split(":", 1)[1])
+        except ValueError:
+            k = 0
+        if k > 0:
+            return "fixed", k
+        raise ValueError(f"n_desired {mode!r}: expected fixed:K with a positive integer K")
+    raise ValueError(f"n_desired must be 'reference', 'reference_recall' or 'fixed:K', got {mode!r}")
+
+
+def apply_dependent_rule(verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """Every verdict after the first ``incorrect`` one becomes ``incorrect``.
+
+    Only ``incorrect`` starts the rule (an ``unverifiable`` step does not). The replaced verdict
+    keeps the judge's own label and reason in its evidence.
+    """
+    out = list(verdicts)
+    first = next((i for i, v in enumerate(out) if v.label == "incorrect"), None)
+    if first is None:
+        return out
+    for i in range(first + 1, len(out)):
+        v = out[i]
+        out[i] = replace(
+            v,
+            label="incorrect",
+            reason="after_first_error",
+            explanation=f"follows the first incorrect fragment (#{first})",
+            evidence={"first_error": first, "own_label": v.label, "own_reason": v.reason,
+                      **dict(v.evidence)},
+        )
+    return out
+
+
+def correctness(n_correct: int, n_given: int) -> float | None:
+    """Share of given fragments judged correct; ``None`` when nothing was given."""
+    return n_correct / n_given if n_given else None
+
+
+def needed_count(n_desired: int | None, n_correct: int, solved: bool | None) -> int | None:
+    """Fragments a complete answer needs, as completeness counts them.
+
+    An answer the judge found unsolved lacks at least one needed fragment, so it needs one more
+    than it got right even when it is longer than the reference. ``None`` when unknown.
+    """
+    if not n_desired:
+        return None
+    return max(n_desired, n_correct + 1) if solved is False else n_desired
+
+
+def completeness(n_correct: int, n_given: int, n_desired: int | None, solved: bool | None,
+                 coverage: tuple[int, int] | None = None) -> float | None:
+    """Correct fragments against what a complete answer needs, capped at 1.
+
+    Args:
+        n_correct: Fragments judged correct.
+        n_given: Fragments given.
+        n_desired: Fragments a complete answer needs, if known.
+        solved: The judge's whole-task decision (dependent domains), if any.
+        coverage: ``(covered, total)`` reference statements, with ``reference_recall``.
+
+    Returns:
+        1 for an answer that gives something and solves the task; the covered share with
+        ``coverage``; else ``n_correct / needed_count`` capped at 1; ``None`` when the needed
+        count is unknown.
+    """
+    if solved and n_given:
+        return 1.0
+    if coverage is not None:
+        covered, total = coverage
+        return covered / total if total else 0.0
+    needed = needed_count(n_desired, n_correct, solved)
+    if needed is None:
+        return None
+    return min(1.0, n_correct / needed)
+
+
+def f1(correctness_value: float | None, completeness_value: float | None) -> float | None:
+    """Harmonic mean of correctness and completeness (0 when both are 0).
+
+    Undefined (``None``) when completeness is; an answer that gives nothing has undefined
+    correctness, taken as 0 here: it contributes nothing of what a complete answer needs.
+    """
+    if completeness_value is None:
+        return None
+    corr = correctness_value if correctness_value is not None else 0.0
+    total = corr + completeness_value
+    return 2 * corr * completeness_value / total if total else 0.0
