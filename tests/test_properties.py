@@ -1,6 +1,8 @@
-"""Invariants of the metric contract, checked with hypothesis."""
+"""Invariants of the metric contract and of the serialized row, checked with hypothesis."""
 
 from __future__ import annotations
+
+import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -70,3 +72,45 @@ def test_reordering_independent_fragments_changes_nothing(labs, rnd):
 @given(kinds, labels)
 def test_the_same_input_gives_the_same_verdicts(kind, labs):
     assert _score(kind, labs).to_dict() == _score(kind, labs).to_dict()
+
+
+# ------------------------------------------------------------------ the serialized row
+
+from halt_eval.types import Fragment, ScoredResponse, Verdict  # noqa: E402
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=8),
+                         st.floats(allow_nan=False, allow_infinity=False))
+evidence = st.dictionaries(st.text(max_size=6), json_scalars, max_size=3)
+verdicts = st.builds(Verdict, st.sampled_from(["correct", "incorrect", "unverifiable"]),
+                     st.text(max_size=8), st.text(max_size=8), st.text(max_size=12), evidence)
+
+
+@st.composite
+def scored_responses(draw):
+    text = draw(st.text(max_size=60))
+    n = draw(st.integers(0, 5))
+    cuts = sorted(draw(st.lists(st.integers(0, len(text)), min_size=2 * n, max_size=2 * n)))
+    kind = draw(kinds)
+    frags = tuple(Fragment(i, draw(st.text(max_size=10)), (cuts[2 * i], cuts[2 * i + 1]), kind)
+                  for i in range(n))
+    response = Response(draw(words), draw(st.sampled_from(["bio", "math", "toy"])), draw(st.text(max_size=10)),
+                        text, draw(evidence), task=draw(st.sampled_from(["", "halt_bio"])))
+    return ScoredResponse(
+        response, frags, tuple(draw(verdicts) for _ in frags), draw(st.booleans()),
+        n_desired=draw(st.none() | st.integers(0, 8)), solved=draw(st.none() | st.booleans()),
+        coverage=draw(st.none() | st.lists(verdicts, max_size=3).map(tuple)),
+        marker_offset=draw(st.none() | st.integers(0, len(text))), evidence=draw(evidence),
+        error=draw(st.none() | st.text(max_size=8)),
+        rules_version=draw(st.sampled_from(["1", "2"])),
+        judge_spec=draw(st.fixed_dictionaries({"name": words, "version": st.just("1"), "options": evidence})),
+        sample=draw(st.none() | st.integers(0, 3)),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(scored_responses())
+def test_a_row_reads_back_as_the_same_scored_response(scored):
+    row = json.loads(json.dumps(scored.to_dict()))
+    back = ScoredResponse.from_dict(row)
+    assert back == scored
+    assert back.to_dict() == row

@@ -162,3 +162,14 @@ def test_rendering_imports_no_judge(tmp_path):
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)
+
+
+def test_the_header_names_each_runs_rules_version_and_judge(tmp_path):
+    spec = {"name": "bm25", "version": "1", "options": {"k": 3}}
+    new = write_jsonl(tmp_path / "new.jsonl", [{**scored_row("1", ["correct"]), "judge_spec": spec}])
+    old_row = {k: v for k, v in scored_row("1", ["correct"]).items() if k not in ("rules_version", "judge_spec")}
+    old = write_jsonl(tmp_path / "old.jsonl", [{**old_row, "schema_version": 1}])
+    html = render([load_run(new), load_run(old)])
+    specs = re.findall(r'<span class="muted run-spec">(.*?)</span>', html)
+    assert specs == ["rules version 2 &middot; judge bm25@1 {&#34;options&#34;: {&#34;k&#34;: 3}}",
+                     "rules version 1 &middot; judge bm25@1 (no judge spec in the rows)"]
