@@ -81,7 +81,7 @@ def perturb(answer: str, rng: random.Random) -> list[tuple[str, str]]:
 
 
 def build_pairs(rows: list[dict], rng: random.Random) -> list[dict]:
-    from halt_eval.judges.sympy_math import extract_final_answer
+    from halt_eval.judges.math_answer import extract_final_answer
 
     pairs = []
     for row in rows:
@@ -98,7 +98,7 @@ def build_pairs(rows: list[dict], rng: random.Random) -> list[dict]:
 
 
 def run_ours(pairs: list[dict]) -> list[bool | None]:
-    from halt_eval.judges.sympy_math import compare_answers
+    from halt_eval.judges.math_answer import compare_answers
 
     out = []
     for p in pairs:

@@ -52,7 +52,7 @@ def load_references(math_dir: Path) -> dict[str, dict[str, str]]:
                                               "solution": row["answer"]}
     full = math_dir / "math-test-5000" / "test.jsonl"
     if full.exists():
-        from halt_eval.judges.sympy_math import extract_final_answer
+        from halt_eval.judges.math_answer import extract_final_answer
 
         for line in full.read_text().splitlines():
             row = json.loads(line)

@@ -86,6 +86,10 @@ class CodeLineSplitter:
     name = "code_lines"
     version = "1"
 
+    def spec(self) -> dict:
+        """Name, version and options (none)."""
+        return {"name": self.name, "version": self.version, "options": {}}
+
     def split(self, texts: Sequence[str], responses: Sequence[Response]) -> list[list[Piece]]:
         """One list of pieces per text, each piece one code line with its span in that text."""
         return [[Piece(t[a:b], (a, b)) for a, b in (ln.span for ln in code_lines(t))] for t in texts]

@@ -17,7 +17,7 @@ Splitting rules (``MathStepSplitter``), applied in order:
 Chains written in plain text ("5 * 5 = 25 classes = ...") are not cut: without math delimiters
 the end of a link is a guess. The judge still checks each of their links.
 
-The claim finders (``find_claims``) are shared with ``halt_eval.judges.sympy_math``.
+The claim finders (``find_claims``) feed the sympy judge (``sympy_math``, ``math_claims``).
 """
 
 from __future__ import annotations
@@ -494,6 +494,10 @@ class MathStepSplitter:
 
     name = "math_steps"
     version = "1"
+
+    def spec(self) -> dict:
+        """Name, version and options (none)."""
+        return {"name": self.name, "version": self.version, "options": {}}
 
     def split(self, texts: Sequence[str], responses: Sequence[Response]) -> list[list[Piece]]:
         """Cut each text into steps.

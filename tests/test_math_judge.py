@@ -1,16 +1,23 @@
-"""The sympy math judge: claim checks, answer equivalence, verdict rules, time limits, hooks."""
+"""The sympy math judge: claim checks, answer equivalence, verdict rules, time limits,
+composition with a fallback judge, and workers that never re-run the caller's script."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
 
-from halt_eval.judges import sympy_math
+from halt_eval.judges import _workers, sympy_math
+from halt_eval.judges.compose import compose
+from halt_eval.judges.math_answer import compare_answers, extract_final_answer
+from halt_eval.judges.math_claims import check_claim
 from halt_eval.judges.math_steps import find_claims
-from halt_eval.judges.sympy_math import SympyJudge, check_claim, compare_answers, extract_final_answer
+from halt_eval.judges.sympy_math import SympyJudge
 from halt_eval.registry import get_judge
 from halt_eval.score import Scorer
 from halt_eval.types import Judgement, Response, Verdict
@@ -137,24 +144,23 @@ def test_a_malformed_answer_never_raises(scorer, text):
     assert len(scored.verdicts) == len(scored.fragments)
 
 
-def _slow_or_dying_check(original):
-    def check(claim):
-        if claim.lhs.replace(" ", "") == "7\\times7":
-            while True:  # burns CPU: the CPU-time limit stops it
-                pass
-        if claim.lhs.replace(" ", "") == "8\\times8":
-            time.sleep(60)  # uses no CPU: the wall-clock cap stops it
-        if claim.lhs.replace(" ", "") == "9\\times9":
-            os._exit(3)
-        return original(claim)
-    return check
+def slow_or_dying_task(task):
+    """A worker runner (imported by the workers by name) with checks that misbehave."""
+    lhs = task[1].replace(" ", "") if task[0] == "claim" else ""
+    if lhs == "7\\times7":
+        while True:  # burns CPU: the CPU-time limit stops it
+            pass
+    if lhs == "8\\times8":
+        time.sleep(60)  # uses no CPU: the wall-clock cap stops it
+    if lhs == "9\\times9":
+        os._exit(3)
+    return sympy_math.run_task(task)
 
 
 @pytest.fixture
 def forked_judge(monkeypatch):
-    """A judge whose workers are forked from this process, so a patched check reaches them."""
-    monkeypatch.setattr(sympy_math, "_START_METHOD", "fork")
-    monkeypatch.setattr(sympy_math, "check_claim", _slow_or_dying_check(sympy_math.check_claim))
+    """A judge whose workers run ``slow_or_dying_task`` instead of the real runner."""
+    monkeypatch.setattr(sympy_math, "RUNNER", f"{__name__}:slow_or_dying_task")
     judge = SympyJudge(timeout_s=1.0, workers=1)
     yield judge
     judge.close()
@@ -172,7 +178,7 @@ def test_a_check_that_overruns_is_killed_and_the_rest_of_the_batch_still_runs(fo
 
 
 def test_a_check_that_sleeps_is_stopped_by_the_wall_clock_cap(forked_judge, monkeypatch):
-    monkeypatch.setattr(sympy_math, "WALL_FACTOR", 2.0)
+    monkeypatch.setattr(_workers, "WALL_FACTOR", 2.0)
     [scored] = Scorer.for_domain("math", judge=forked_judge).score(
         [Response("r", "math", "?", "So $8 \\times 8 = 64$.\nAnd $1 + 1 = 2$.", {})])
     assert scored.verdicts[0].reason == "timeout"
@@ -187,26 +193,59 @@ def test_a_worker_that_dies_gives_worker_error_and_is_replaced(forked_judge):
 
 
 class _AlwaysCorrect:
-    """A stand-in for the LLM judge: calls every fragment it is asked about correct."""
+    """A stand-in for the LLM judge: calls every fragment correct, and records which
+    fragments the embedded judge had left undecided."""
 
     name = "stub"
     version = "1"
 
     def __init__(self):
-        self.asked = []
+        self.undecided = []
 
-    def judge(self, batch):
-        self.asked += [f.index for req in batch for f in req.fragments]
+    def judge_undecided(self, batch, prior):
+        self.undecided += [k for j in prior for k, v in enumerate(j.verdicts) if v.label == "unverifiable"]
         return [Judgement(tuple(Verdict("correct", "stub@1", "stub") for _ in req.fragments)) for req in batch]
 
 
-def test_the_fallback_judge_is_asked_only_about_steps_sympy_cannot_check():
+def test_a_composed_fallback_decides_only_the_steps_sympy_could_not():
     fallback = _AlwaysCorrect()
-    with SympyJudge(fallback=fallback) as judge:
+    with SympyJudge() as sympy:
+        judge = compose(sympy, fallback)
         text = "Think about the pigeons.\nSo $2 + 2 = 4$.\nThe answer is $\\boxed{5}$."
         [scored] = Scorer.for_domain("math", judge=judge).score([Response("r", "math", "?", text, {"answer": "4"})])
-    assert fallback.asked == [0]
+    assert fallback.undecided == [0]
     assert [v.reason for v in scored.verdicts] == ["stub", "claims_hold", "final_answer_wrong"]
+    assert scored.solved is False  # the embedded judge's response-level decision stands
+    spec = judge.spec()
+    assert spec["name"] == "sympy+stub" and spec["embedded"]["name"] == "sympy"
+    assert spec["embedded"]["options"] == {"timeout_s": sympy_math.TIMEOUT_S}
+    assert spec["fallback"] == {"name": "stub", "version": "1"}
+
+
+_NO_GUARD_SCRIPT = """
+import os, sys
+with open(sys.argv[1], "a") as f:
+    f.write(f"{os.getpid()}\\n")
+from halt_eval.judges.sympy_math import SympyJudge
+from halt_eval.types import Fragment, JudgeRequest, Response
+text = "So $2 + 3 = 5$.\\nAnd $4 \\\\times 4 = 17$."
+resp = Response("r", "math", "?", text, {})
+frags = tuple(Fragment(i, t, (0, 0), "dependent") for i, t in enumerate(text.splitlines()))
+judge = SympyJudge(workers=2)
+[j] = judge.judge([JudgeRequest(resp, frags)])
+judge.close()
+print(" ".join(v.reason for v in j.verdicts))
+"""
+
+
+def test_a_script_without_a_main_guard_runs_once_and_its_workers_judge(tmp_path):
+    script, runs = tmp_path / "plain_script.py", tmp_path / "runs.txt"
+    script.write_text(textwrap.dedent(_NO_GUARD_SCRIPT))
+    out = subprocess.run([sys.executable, str(script), str(runs)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["claims_hold", "claim_false"]
+    assert len(runs.read_text().splitlines()) == 1  # the workers never re-ran the script
 
 
 def test_a_bad_timeout_fails_at_construction_with_the_value():

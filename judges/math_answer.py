@@ -1,0 +1,219 @@
+"""Final answers: finding the one an answer states, and grading it against the reference.
+
+``extract_final_answer`` takes the last ``\\boxed{}``, else the last ``#### N`` line, else the
+last "the answer is ..."; ``compare_answers`` decides equality through Math-Verify's parser and
+sympy (numbers exactly, decimals to the digits shown, fractions, radicals, intervals, sets,
+tuples, simple expressions). Comparisons run inside the sympy judge's workers (no time limit
+here).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from halt_eval.judges.math_latex import LATEX_SPACING
+
+#: Significant digits used for numeric comparison of exact values.
+EVAL_DIGITS = 50
+#: A number with a base subscript ("52_8"); only the same text is the same number.
+BASE_NOTATION = re.compile(r"[\d)}]\s*_")
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_HASHES = re.compile(r"^\s*####\s*(?P<a>.+?)\s*$", re.MULTILINE)
+_ANSWER_IS = re.compile(
+    r"(?:final answer|the answer)\s*(?:is|:)\s*:?\s*(?P<a>\$[^$]+\$|\\\(.+?\\\)|[^\n]+?)(?:\.\s|\.?\s*$|\n)",
+    re.IGNORECASE,
+)
+
+
+def extract_final_answer(text: str) -> str | None:
+    """The final answer stated in ``text``: the last ``\\boxed{}``, else the last ``#### N``
+    line, else the last "the answer is ..."; ``None`` if there is none."""
+    found = ranked_final_answer(text)
+    return found[1] if found else None
+
+
+def ranked_final_answer(text: str) -> tuple[int, str] | None:
+    """``(rank, answer)``: rank 0 for a box, 1 for ``####``, 2 for "the answer is"."""
+    boxes = list(_BOXED.finditer(text))
+    if boxes:
+        start = boxes[-1].end()
+        depth = 1
+        for k in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[k], 0)
+            if depth == 0:
+                return (0, text[start:k].strip()) if text[start:k].strip() else None
+        return (0, text[start:].strip()) if text[start:].strip() else None
+    hashes = list(_HASHES.finditer(text))
+    if hashes:
+        return 1, hashes[-1].group("a")
+    said = list(_ANSWER_IS.finditer(text))
+    if said:
+        answer = said[-1].group("a").strip()
+        # "Final Answer: The final answer is $x$." says it twice; take the inner one.
+        inner = _ANSWER_IS.search(answer + "\n")
+        while inner is not None:
+            answer = inner.group("a").strip()
+            inner = _ANSWER_IS.search(answer + "\n")
+        for a, b in (("$", "$"), ("\\(", "\\)")):
+            if answer.startswith(a) and answer.endswith(b) and len(answer) > len(a) + len(b):
+                answer = answer[len(a):-len(b)].strip()
+        return (2, answer) if answer else None
+    return None
+
+
+def short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------- final answers
+
+def compare_answers(reference: str, answer: str) -> dict:
+    """Whether ``answer`` equals ``reference``: numbers exactly (decimals to the digits shown),
+    fractions, radicals, intervals (ends and openness), sets, tuples, simple expressions.
+
+    Returns:
+        ``{"status": "equal" | "not_equal" | "unparsable", "reference_parsed", "answer_parsed"}``.
+    """
+    if _norm_text(reference) == _norm_text(answer):
+        return {"status": "equal", "how": "same_text"}
+    if BASE_NOTATION.search(reference) or BASE_NOTATION.search(answer):
+        # "52_8" is not 52: with a base subscript, only the same text is the same number.
+        return {"status": "not_equal", "how": "base_notation_text_differs"}
+    gold = _parse_answer(reference)
+    pred = _parse_answer(answer)
+    shown = {"reference_parsed": short(gold), "answer_parsed": short(pred)}
+    if gold is None or pred is None:
+        return {"status": "unparsable" if gold is None else "not_equal", **shown}
+    equal = _equivalent(gold, pred)
+    if not equal:
+        for g, p in _percent_variants(reference, answer, gold, pred):
+            if _equivalent(g, p):
+                equal = True
+                break
+    return {"status": "equal" if equal else "not_equal", **shown}
+
+
+def _norm_text(s: str) -> str:
+    s = LATEX_SPACING.sub("", s)
+    s = re.sub(r"\\text\{\s*([^{}]*?)\s*\}", r"\1", s)
+    s = s.replace("\\$", "").replace("$", "").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = re.sub(r"\s+", "", s).rstrip(".")
+    return s.lower()
+
+
+@lru_cache(maxsize=4096)  # a reference is compared with many answers (Math-Verify caches too)
+def _parse_answer(s: str) -> Any:
+    from math_verify import parse
+    from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
+
+    s = s.strip().strip("$").strip()
+    s = re.sub(r"^\\\(|\\\)$", "", s)
+    s = re.sub(r"\\text\{\s*(dollars?|cents?|units?|degrees?|cm|m|km|inches|feet|hours?|minutes?|"
+               r"seconds?|days?|years?|miles?|people|students?)\s*\}", "", s)
+    s = re.sub(r"\s*(dollars?|cents?|units?|students?|people|hours?|minutes?|days?|years?)\s*$", "", s)
+    s = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", s)
+    s = re.sub(r"\\(?=\d)", "", s.replace("\\$", ""))  # "\15" is a mistyped "\$15"
+    if not s:
+        return None
+    found = parse(f"${s}$", extraction_config=(LatexExtractionConfig(), ExprExtractionConfig()),
+                  parsing_timeout=None)
+    if not found:
+        return None
+    return found[0]
+
+
+def _percent_variants(reference: str, answer: str, gold: Any, pred: Any) -> list[tuple[Any, Any]]:
+    """"10\\%" and "10" name the same answer; try the other reading of a lone percent sign."""
+    ref_pct, ans_pct = "%" in reference, "%" in answer
+    if ref_pct == ans_pct:
+        return []
+    if ref_pct:
+        return [(_parse_answer(reference.replace("\\%", "").replace("%", "")), pred)]
+    return [(gold, _parse_answer(answer.replace("\\%", "").replace("%", "")))]
+
+
+def _equivalent(a: Any, b: Any) -> bool:
+    import sympy
+    from sympy.sets.sets import Interval, Union
+
+    if a is None or b is None:
+        return False
+    if isinstance(a, str) or isinstance(b, str):
+        return isinstance(a, str) and isinstance(b, str) and _norm_text(a) == _norm_text(b)
+    a, b = _unwrap(a), _unwrap(b)
+    if isinstance(a, sympy.FiniteSet) and isinstance(b, sympy.FiniteSet):
+        return _match_all(list(a), list(b))
+    if isinstance(a, (tuple, sympy.Tuple)) and isinstance(b, (tuple, sympy.Tuple)):
+        return len(a) == len(b) and all(_equivalent(x, y) for x, y in zip(a, b))
+    if isinstance(a, Interval) and isinstance(b, Interval):
+        return (a.left_open == b.left_open and a.right_open == b.right_open
+                and _equivalent(a.start, b.start) and _equivalent(a.end, b.end))
+    if isinstance(a, Union) and isinstance(b, Union):
+        return _match_all(list(a.args), list(b.args))
+    if isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase):
+        return a.shape == b.shape and all(_equivalent(x, y) for x, y in zip(a, b))
+    if isinstance(a, sympy.core.relational.Relational) and isinstance(b, sympy.core.relational.Relational):
+        if type(a) is not type(b):
+            return False
+        return _expr_equal(a.lhs - a.rhs, b.lhs - b.rhs) or (
+            isinstance(a, (sympy.Eq, sympy.Ne)) and _expr_equal(a.lhs - a.rhs, b.rhs - b.lhs))
+    if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
+        return _expr_equal(a, b)
+    return a == b
+
+
+def _match_all(xs: list, ys: list) -> bool:
+    if len(xs) != len(ys):
+        return False
+    ys = list(ys)
+    for x in xs:
+        hit = next((k for k, y in enumerate(ys) if _equivalent(x, y)), None)
+        if hit is None:
+            return False
+        ys.pop(hit)
+    return True
+
+
+def _unwrap(e: Any) -> Any:
+    """``x = 3`` (an assignment to a lone symbol) stands for ``3``."""
+    import sympy
+
+    if isinstance(e, sympy.Eq) and isinstance(e.lhs, sympy.Symbol) and not e.rhs.has(e.lhs):
+        return e.rhs
+    return e
+
+
+def _expr_equal(a: Any, b: Any) -> bool:
+    """Exact equality; a written decimal matches to the precision it carries."""
+    import sympy
+
+    if a == b:
+        return True
+    if a.is_number and b.is_number:
+        if a.is_Rational and b.is_Rational:
+            return False
+        if a.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or b.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            return False
+        # A decimal answer carries ~15 significant digits at most: demand agreement to 1e-9
+        # relative; exact values must agree to 40 significant digits (1/2004! is not 1/2006!).
+        rel_tol = 1e-9 if (a.has(sympy.Float) or b.has(sympy.Float)) else 1e-40
+        try:
+            an, bn = a.evalf(EVAL_DIGITS), b.evalf(EVAL_DIGITS)
+            if not (an.is_number and bn.is_number):
+                return False
+            diff, scale = abs(an - bn), max(abs(complex(an)), abs(complex(bn)))
+            if scale == 0 or scale == float("inf"):
+                return bool(diff == 0)
+            return bool(diff <= rel_tol * sympy.Max(abs(an), abs(bn)))
+        except (TypeError, ValueError, OverflowError):
+            return False
+    if a.free_symbols != b.free_symbols:
+        return False
+    try:
+        return sympy.simplify(a - b) == 0
+    except (TypeError, ValueError, AttributeError):
+        return False
