@@ -86,7 +86,7 @@ def start_server(py: str, model_dir: str) -> tuple[subprocess.Popen, str, float]
 
 def timed_run(options: LLMOptions, requests: list[JudgeRequest]) -> tuple[float, dict, list]:
     client = make_client(options)
-    judge = LLMJudge("bio", client=client)
+    judge = LLMJudge("claims", client=client)
     t0 = time.perf_counter()
     judgements = judge.judge(requests)
     elapsed = time.perf_counter() - t0

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from itertools import islice
+from typing import Any
 
 from halt_eval.split import sentence_spans
 from halt_eval.types import Piece, Response
@@ -115,6 +116,9 @@ class AtomicFactSplitter:
 
     Args:
         nlp: A loaded spaCy pipeline with a parser and NER; by default ``en_core_web_sm``.
+        topic_is_person: Treat every answer's topic as a person (pronouns "he"/"she" then
+            refer to it); the bio domain's record turns it on. Otherwise it is a person when
+            spaCy tags it so.
 
     Raises:
         RuntimeError: spaCy or its English model is not installed.
@@ -123,8 +127,14 @@ class AtomicFactSplitter:
     name = "atomic_facts"
     version = "1"
 
-    def __init__(self, *, nlp=None) -> None:
+    def __init__(self, *, nlp=None, topic_is_person: bool = False) -> None:
         self._nlp = nlp if nlp is not None else load_spacy()
+        self.topic_is_person = topic_is_person
+
+    def spec(self) -> dict[str, Any]:
+        """Name, version and options."""
+        return {"name": self.name, "version": self.version,
+                "options": {"topic_is_person": self.topic_is_person}}
 
     def split(self, texts: Sequence[str], responses: Sequence[Response]) -> list[list[Piece]]:
         """Split each text into atomic facts.
@@ -142,7 +152,7 @@ class AtomicFactSplitter:
                      if s[1] > s[0] and not is_boilerplate(text[s[0]:s[1]])]
             docs = list(self._nlp.pipe(text[a:b] for a, b in spans))
             topic = _topic(response, docs)
-            person = response.domain == "bio" or _is_person(topic, docs)
+            person = self.topic_is_person or _is_person(topic, docs)
             pieces: list[Piece] = []
             for (a, _), doc in zip(spans, docs):
                 facts = sorted(sentence_facts(doc, topic, person=person), key=lambda f: f[1])

@@ -1,36 +1,39 @@
-"""The LLM judge and atomic-fact splitter, batched and cached, and the one entry point ``build``.
+"""The LLM judge and atomic-fact splitter, batched and cached, and the LLM flags of the CLI.
 
-``build(domain, embedded_judge=..., embedded_splitter=..., options=LLMOptions(...))`` is what the
-CLI and the lm-eval tasks call. With ``backend="none"`` it returns the embedded pair unchanged;
-otherwise an ``LLMJudge`` wrapping the embedded judge (``inner``) and, with ``split=True`` on
-bio/med, an ``LLMFactSplitter``. Both share one client: one cache file, one engine.
+``LLMJudge(policy, options=...)`` judges alone (``judge``) or, composed after an embedded judge
+(``halt_eval.judges.compose.compose(embedded, LLMJudge(...))``), decides what the embedded
+judge could not (``judge_undecided``). Which policy a domain uses is in its domain record.
+``LLMFactSplitter(options=...)`` splits answers into atomic facts. A judge and a splitter
+built from the same options share one client: one cache file, one engine.
 
-How the LLM complements the embedded judge (``inner``):
+Policies (``POLICIES``):
 
-- **bio / med claims**: the inner judge runs first; only fragments it left ``unverifiable`` go
-  to the LLM with the passages the inner judge retrieved (its verdict evidence ``passages``,
-  else the reference's ``passages`` / K-QA statements). Med coverage (``reference_recall``)
-  entries the inner judge left ``unverifiable`` are asked the same way, with the answer as the
-  text. ``not_enough_info`` stays ``unverifiable``.
-- **math**: the inner judge runs first. If it left a step ``unverifiable`` before its own first
+- **claims**: only fragments the embedded judge left ``unverifiable`` go to the LLM, with the
+  passages that judge retrieved (its verdict evidence ``passages``), else the reference's
+  ``passages`` / ``must_have`` / ``nice_to_have``. With ``coverage=True`` (med), each
+  ``must_have`` statement whose coverage verdict is ``unverifiable`` (or missing) is asked the
+  same way with the answer as the text, and the reference ``answer`` is one more passage.
+  ``not_enough_info`` stays ``unverifiable``.
+- **math_first_error**: if the embedded judge left a step ``unverifiable`` before its own first
   ``incorrect`` step, the LLM gets the steps up to that point with the reference solution and
-  names the first wrong one. Inner decisions always stand; the LLM only decides steps the inner
-  judge left ``unverifiable``: before its first error ``correct``, at it ``incorrect``, after it
-  still ``unverifiable`` (``score.py``'s dependent rule then applies).
-- **code**: when the inner judge reports failing tests, the LLM gets the numbered lines and the
-  test evidence and names the first wrong line, replacing the inner localisation (lines before
-  ``correct``, the line ``incorrect``, later lines ``unverifiable``); if the LLM answers
-  ``null`` or cannot be parsed, the inner verdicts stand with the LLM reply added as evidence.
-- Without ``inner`` the LLM judges every fragment (claims need passages in the reference).
+  names the first wrong one. Embedded decisions stand; the LLM only decides steps left
+  ``unverifiable``: before its first error ``correct``, at it ``incorrect``, after it still
+  ``unverifiable`` (the scorer's dependent rule then applies).
+- **code_first_error**: when the embedded judge reports failing tests, the LLM gets the
+  numbered lines and the test evidence and names the first wrong line, replacing the embedded
+  localisation (lines before ``correct``, the line ``incorrect``, later lines
+  ``unverifiable``); so this policy ``overrides_decided``. If the LLM answers ``null`` or
+  cannot be parsed, the embedded verdicts stand with the LLM reply added as evidence.
+- Alone (``judge``), the LLM judges every fragment (claims need passages in the reference).
 
-Every LLM-decided verdict keeps the inner verdict under ``evidence["inner"]`` and the raw reply
-under ``evidence["llm"]["reply"]``. An unparseable reply gives ``unverifiable`` with reason
-``llm_unparseable``; a timeout ``llm_timeout``; any other failure ``llm_error``. Reasons are
-listed in ``REASONS``.
+Every LLM-decided verdict keeps the embedded verdict under ``evidence["inner"]`` and the raw
+reply under ``evidence["llm"]["reply"]``. An unparseable reply gives ``unverifiable`` with
+reason ``llm_unparseable``; a timeout ``llm_timeout``; any other failure ``llm_error``.
+Reasons are listed in ``REASONS``.
 
-Prompts are jinja2 templates in ``prompts/<name>.v<version>.j2``; ``TEMPLATES`` picks the
-version in use, and the version keys the cache. Bump ``LLMJudge.version`` when the parsing or
-merging rules change.
+Prompts are jinja2 templates in the package's ``prompts/<name>.v<version>.j2`` (read with
+``importlib.resources``); ``TEMPLATES`` picks the version in use, and the version keys the
+cache. Bump ``LLMJudge.version`` when the parsing or merging rules change.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ import argparse
 import json
 import logging
 import re
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -52,22 +57,17 @@ from halt_eval.judges.llm_client import (
     Reply,
     make_client,
 )
-from halt_eval.types import (
-    Fragment,
-    Judge,
-    Judgement,
-    JudgeRequest,
-    Piece,
-    Response,
-    Splitter,
-    Verdict,
-)
+from halt_eval.types import Judgement, JudgeRequest, Piece, Response, Verdict
 
-__all__ = ["LLMJudge", "LLMFactSplitter", "LLMOptions", "build", "add_cli_arguments"]
+__all__ = ["LLMJudge", "LLMFactSplitter", "LLMOptions", "POLICIES", "add_cli_arguments",
+           "options_from_args"]
 
 log = logging.getLogger(__name__)
 
-PROMPTS_DIR = Path(__file__).parent / "prompts"
+#: Package data: the prompt templates and the splitter's few-shot demos.
+PROMPTS = resources.files("halt_eval.judges") / "prompts"
+#: FActScore's sentence -> atomic facts demos (MIT, ``prompts/split_facts.demos.LICENSE``).
+DEMOS_FILE = "split_facts.demos.json"
 #: Template name -> version in use (file ``prompts/<name>.v<version>.j2``).
 TEMPLATES: dict[str, str] = {
     "verify_claim": "1",
@@ -128,7 +128,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 def _template(name: str) -> Any:
     import jinja2  # a core dependency, imported when the first prompt is rendered
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(PROMPTS_DIR)),
+    def load(template: str) -> str:
+        return (PROMPTS / template).read_text(encoding="utf-8")
+
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(load),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
                              autoescape=False)
     return env.get_template(f"{name}.v{TEMPLATES[name]}.j2")
@@ -225,14 +228,14 @@ def _passages_from(evidence: Mapping[str, Any] | None) -> list[str]:
     return out
 
 
-def _reference_passages(response: Response) -> list[str]:
+def _reference_passages(response: Response, *, with_answer: bool) -> list[str]:
     ref = response.reference
     out: list[str] = []
     for key in ("passages", "must_have", "nice_to_have"):
         value = ref.get(key)
         if isinstance(value, (list, tuple)):
             out += [v for v in value if isinstance(v, str) and v.strip()]
-    if isinstance(ref.get("answer"), str) and ref["answer"].strip() and response.domain == "med":
+    if with_answer and isinstance(ref.get("answer"), str) and ref["answer"].strip():
         out.append(ref["answer"])
     return out
 
@@ -265,63 +268,89 @@ class _Ask:
 # ------------------------------------------------------------------------------- the judge
 
 
+#: Policy name -> the templates it uses (see the module docstring for what each decides).
+POLICIES: dict[str, tuple[str, ...]] = {
+    "claims": ("verify_claim",),
+    "math_first_error": ("math_first_error",),
+    "code_first_error": ("code_first_error",),
+}
+
+
 class LLMJudge:
-    """Judges fragments with an LLM, alone or behind an embedded judge (``inner``).
+    """Judges fragments with an LLM: alone (``judge``) or after an embedded judge
+    (``judge_undecided``, through ``halt_eval.judges.compose.compose``).
 
     Args:
-        domain: ``bio``, ``med``, ``math`` or ``code``: picks the prompt and the hook.
+        policy: What the LLM is asked and how its replies become verdicts: ``claims`` (each
+            claim against passages), ``math_first_error`` or ``code_first_error`` (the first
+            wrong step or line). ``POLICIES`` lists them.
         options: ``LLMOptions`` (or a mapping for ``LLMOptions.from_mapping``); ignored when
             ``client`` is given.
-        client: A ready client (shared with an ``LLMFactSplitter``).
-        inner: The embedded judge to run first (see the module docstring).
+        client: A ready client; by default the one of any live judge or splitter built from
+            the same options (one cache, one engine).
+        coverage: ``claims`` only: also ask whether the answer covers each of the reference's
+            ``must_have`` statements (``reference_recall`` completeness), and show the
+            reference ``answer`` among the passages.
 
     Raises:
-        ValueError: Unknown domain, ``backend="none"``, or a missing model/URL.
+        ValueError: Unknown policy, ``coverage`` with another policy, ``backend="none"``, or a
+            missing model/URL.
         RuntimeError: ``backend="vllm"`` without vllm installed (the message names the fix).
     """
 
     name = "llm"
     version = "1"
 
-    def __init__(self, domain: str = "bio", *, options: LLMOptions | Mapping[str, Any] | None = None,
-                 client: LLMClient | None = None, inner: Judge | None = None) -> None:
-        if domain not in ("bio", "med", "math", "code"):
-            raise ValueError(f"LLMJudge domain must be one of bio, med, math, code; got {domain!r}")
+    def __init__(self, policy: str = "claims", *, options: LLMOptions | Mapping[str, Any] | None = None,
+                 client: LLMClient | None = None, coverage: bool = False) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"LLMJudge policy must be one of {', '.join(POLICIES)}; got {policy!r}")
+        if coverage and policy != "claims":
+            raise ValueError(f"LLMJudge coverage applies to the claims policy only, not {policy!r}")
         if client is None:
             client = _client_for(options)
-        self.domain = domain
+        self.policy = policy
+        self.coverage = coverage
         self.client = client
-        self.inner = inner
         self.tag = f"{self.name}@{self.version}"
+
+    @property
+    def overrides_decided(self) -> bool:
+        """Whether ``compose`` takes this judge's verdicts even where the embedded judge
+        decided: ``code_first_error`` re-localises the first wrong line of a failing answer."""
+        return self.policy == "code_first_error"
 
     @property
     def stats(self) -> dict[str, int]:
         """LLM calls (``requests``), cache hits, errors ... since the client was built."""
         return self.client.stats.as_dict()
 
-    @property
     def spec(self) -> dict[str, Any]:
-        """What a run header records: name, version, model, templates, inner judge, options."""
-        return {"name": self.name, "version": self.version, "domain": self.domain,
+        """What a run records: name, version, policy, backend, model, templates and the LLM
+        options (no secret: the API key stays in the environment)."""
+        return {"name": self.name, "version": self.version,
+                "options": {"policy": self.policy, "coverage": self.coverage},
                 "backend": self.client.backend, "model": self.client.options.model,
-                "templates": {k: template_tag(k) for k in self._templates()},
-                "inner": None if self.inner is None else
-                f"{self.inner.name}@{self.inner.version}",
-                "options": self.client.options.to_dict()}
-
-    def _templates(self) -> tuple[str, ...]:
-        return {"bio": ("verify_claim",), "med": ("verify_claim",),
-                "math": ("math_first_error",), "code": ("code_first_error",)}[self.domain]
+                "templates": {k: template_tag(k) for k in POLICIES[self.policy]},
+                "llm": _spec_options(self.client.options)}
 
     # -- the protocol
 
     def judge(self, batch: Sequence[JudgeRequest]) -> list[Judgement]:
-        """One judgement per request. All LLM prompts of the batch go out in one call."""
+        """Judge every fragment with the LLM alone. All prompts of the batch go out in one call."""
         batch = list(batch)
-        inner = self.inner.judge(batch) if self.inner is not None else [None] * len(batch)
-        if len(inner) != len(batch):
-            raise RuntimeError(f"inner judge {self.inner.name} returned {len(inner)} "
-                               f"judgements for {len(batch)} requests")
+        return self._run(batch, [None] * len(batch))
+
+    def judge_undecided(self, batch: Sequence[JudgeRequest],
+                        prior: Sequence[Judgement]) -> list[Judgement]:
+        """Judge what the embedded judge's ``prior`` judgements left undecided (the policy says
+        which fragments those are); decided verdicts are returned as they were."""
+        batch = list(batch)
+        if len(prior) != len(batch):
+            raise RuntimeError(f"{len(prior)} prior judgements for {len(batch)} requests")
+        return self._run(batch, list(prior))
+
+    def _run(self, batch: list[JudgeRequest], inner: list[Judgement | None]) -> list[Judgement]:
         # Mutable working copies, filled by the asks' apply callbacks.
         verdicts: list[list[Verdict | None]] = []
         coverage: list[list[Verdict] | None] = []
@@ -330,8 +359,8 @@ class LLMJudge:
             coverage.append(list(j.coverage) if j is not None and j.coverage is not None
                             else None)
         asks: list[_Ask] = []
-        plan = {"bio": self._plan_claims, "med": self._plan_claims,
-                "math": self._plan_math, "code": self._plan_code}[self.domain]
+        plan = {"claims": self._plan_claims, "math_first_error": self._plan_math,
+                "code_first_error": self._plan_code}[self.policy]
         for i, (req, j) in enumerate(zip(batch, inner)):
             asks += plan(i, req, j, verdicts[i], coverage)
         if asks:
@@ -414,7 +443,7 @@ class LLMJudge:
                      vs: list[Verdict | None], coverage: list[list[Verdict] | None]) -> list[_Ask]:
         r = req.response
         asks = []
-        ref_passages = _reference_passages(r)
+        ref_passages = _reference_passages(r, with_answer=self.coverage)
         for k, frag in enumerate(req.fragments):
             inner_v = vs[k]
             if inner_v is not None and inner_v.label != "unverifiable":
@@ -432,7 +461,7 @@ class LLMJudge:
         statements = r.reference.get("must_have")
         # The answer as given: nothing after the abstention marker counts towards coverage.
         answer = getattr(req, "text", r.text)
-        if r.domain == "med" and isinstance(statements, (list, tuple)) and answer.strip():
+        if self.coverage and isinstance(statements, (list, tuple)) and answer.strip():
             if j is None or j.coverage is None:
                 cov = coverage[i] = [Verdict("unverifiable", self.tag, "llm_error", "not asked")
                                      for _ in statements]
@@ -566,28 +595,43 @@ class LLMJudge:
         return Verdict(label, self.tag, reason, expl, ev)
 
 
+def _spec_options(options: LLMOptions) -> dict[str, Any]:
+    """The LLM options a spec records: all but the cache path, which never changes a verdict
+    (so a resumed run and a fresh one record the same spec)."""
+    return {k: v for k, v in options.to_dict().items() if k != "cache_path"}
+
+
+_LIVE_CLIENTS: weakref.WeakValueDictionary[str, LLMClient] = weakref.WeakValueDictionary()
+
+
 def _client_for(options: LLMOptions | Mapping[str, Any] | None) -> LLMClient:
-    """A client from ``LLMOptions`` or a mapping of them (task metadata, CLI flags)."""
-    return make_client(options if isinstance(options, LLMOptions) else LLMOptions.from_mapping(options))
+    """A client from ``LLMOptions`` or a mapping of them (task metadata, CLI flags).
+
+    A judge and a splitter built from equal options get the same client while either is
+    alive and the client is open: one cache file, one vLLM engine.
+    """
+    opts = options if isinstance(options, LLMOptions) else LLMOptions.from_mapping(options)
+    key = json.dumps(opts.to_dict(), sort_keys=True, default=str)
+    client = _LIVE_CLIENTS.get(key)
+    if client is None or client.closed:
+        client = _LIVE_CLIENTS[key] = make_client(opts)
+    return client
 
 
 # ----------------------------------------------------------------------------- the splitter
 
 
-def _default_demons_path() -> Path:
+def _read_demos(path: str | Path | None) -> dict[str, list[str]]:
+    """``{sentence: [facts]}`` from ``path``, ``$HALT_FACTSCORE_DEMONS`` or the shipped file."""
     import os
 
-    env = os.environ.get(DEMONS_PATH_ENV)
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "data" / "bio" / "factscore" / "demons.json"
-        if candidate.exists():
-            return candidate
-    raise RuntimeError(
-        f"LLMFactSplitter needs FActScore's demons.json (sentence -> facts examples): set "
-        f"{DEMONS_PATH_ENV}=/path/to/demons.json or pass demons_path=")
+    path = path or os.environ.get(DEMONS_PATH_ENV)
+    try:
+        if path:
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads((PROMPTS / DEMOS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"{path or DEMOS_FILE}: cannot read the splitter's demos: {e}") from e
 
 
 def _words(text: str) -> set[str]:
@@ -604,8 +648,8 @@ class LLMFactSplitter:
     Args:
         options: ``LLMOptions`` (or a mapping); ignored when ``client`` is given.
         client: A ready client (shared with the ``LLMJudge``).
-        demons_path: FActScore's ``demons.json``; default: ``$HALT_FACTSCORE_DEMONS`` or
-            ``shared/data/bio/factscore/demons.json`` above the package.
+        demons_path: A FActScore-style ``demons.json`` (``{sentence: [facts]}``); default:
+            ``$HALT_FACTSCORE_DEMONS``, else FActScore's demos shipped in the package.
         n_fixed_demos: Demos always shown (the first ones of the file).
         n_similar_demos: Demos picked by word overlap with the sentence (as FActScore picks
             by BM25).
@@ -623,11 +667,7 @@ class LLMFactSplitter:
         if client is None:
             client = _client_for(options)
         self.client = client
-        path = Path(demons_path) if demons_path else _default_demons_path()
-        try:
-            demons = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise RuntimeError(f"{path}: cannot read the splitter's demos: {e}") from e
+        demons = _read_demos(demons_path)
         self.demos = [{"sentence": s, "answer": json.dumps({"facts": f}, ensure_ascii=False)}
                       for s, f in demons.items()]
         self.n_fixed = n_fixed_demos
@@ -637,6 +677,15 @@ class LLMFactSplitter:
     @property
     def stats(self) -> dict[str, int]:
         return self.client.stats.as_dict()
+
+    def spec(self) -> dict[str, Any]:
+        """Name, version, demo counts, template, backend and model (no secret)."""
+        return {"name": self.name, "version": self.version,
+                "options": {"n_fixed_demos": self.n_fixed, "n_similar_demos": self.n_similar,
+                            "n_demos": len(self.demos)},
+                "backend": self.client.backend, "model": self.client.options.model,
+                "templates": {"split_facts": template_tag("split_facts")},
+                "llm": _spec_options(self.client.options)}
 
     def _demos_for(self, sentence: str) -> list[dict[str, str]]:
         fixed = self.demos[: self.n_fixed]
@@ -672,37 +721,7 @@ class LLMFactSplitter:
         return out
 
 
-# ------------------------------------------------------------------------------ entry point
-
-
-def build(domain: str, *, embedded_judge: Judge, embedded_splitter: Splitter,
-          options: LLMOptions) -> tuple[Judge, Splitter]:
-    """The judge and splitter a run uses for ``domain``.
-
-    Args:
-        domain: ``math``, ``code``, ``bio`` or ``med``.
-        embedded_judge: The domain's embedded judge; runs first inside the LLM judge.
-        embedded_splitter: The domain's embedded splitter.
-        options: Backend, model, cache ... (``LLMOptions.from_mapping`` for metadata/flags).
-
-    Returns:
-        ``(embedded_judge, embedded_splitter)`` unchanged for ``backend="none"``; otherwise an
-        ``LLMJudge`` over the embedded judge and, with ``options.split`` on bio/med, an
-        ``LLMFactSplitter`` (both sharing one client, cache and engine).
-
-    Raises:
-        ValueError / RuntimeError: As ``LLMJudge`` (missing model, URL or vllm).
-    """
-    if options.backend == "none":
-        if options.split:
-            raise ValueError("--llm-split needs --judge-backend vllm or openai")
-        return embedded_judge, embedded_splitter
-    client = make_client(options)
-    judge = LLMJudge(domain, client=client, inner=embedded_judge)
-    splitter: Splitter = embedded_splitter
-    if options.split and domain in ("bio", "med"):
-        splitter = LLMFactSplitter(client=client)
-    return judge, splitter
+# ------------------------------------------------------------------------------ CLI flags
 
 
 #: CLI flag -> LLMOptions field, for ``add_cli_arguments``.

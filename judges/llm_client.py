@@ -301,8 +301,12 @@ class LLMClient:
     def _send(self, items: list[tuple[Prompt, CacheKey]]) -> list[Reply]:
         raise NotImplementedError
 
+    #: Set by ``close``; a closed client is never handed to a new judge or splitter.
+    closed = False
+
     def close(self) -> None:
         """Release the cache (and the engine)."""
+        self.closed = True
         self.cache.close()
 
 

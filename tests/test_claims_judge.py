@@ -29,7 +29,8 @@ TURING = "Alan Turing was an English mathematician and computer scientist. He wa
 
 @pytest.fixture(scope="module")
 def judge():
-    return RetrievalJudge()
+    """As the med record builds it (coverage on); coverage changes no fragment verdict."""
+    return RetrievalJudge(coverage=True)
 
 
 @pytest.fixture()
@@ -137,6 +138,27 @@ def test_med_coverage_has_one_verdict_per_must_have(judge):
     [j] = judge.judge([_request("med", text, ref, ["Ibuprofen is a painkiller.",
                                                    "Ibuprofen can cause bleeding in the stomach."])])
     assert [(v.label, v.reason) for v in j.coverage] == [("correct", "entailed"), ("incorrect", "not_covered")]
+
+
+def test_coverage_is_an_option_and_the_spec_names_it(judge):
+    ref = {"must_have": ["Ibuprofen can cause stomach bleeding."], "answer": "Ibuprofen is an NSAID."}
+    req = _request("med", "Ibuprofen can cause bleeding.", ref)
+    plain = RetrievalJudge()
+    assert plain.judge([req])[0].coverage is None and len(judge.judge([req])[0].coverage) == 1
+    assert judge.spec() == {"name": "retrieval", "version": "1", "options": {
+        "top_k": rc.TOP_K, "coverage": True, "corpus": None, "classifier": "shipped"}}
+
+
+def test_torch_threads_are_set_only_while_the_judge_runs(judge):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # not the judge's TORCH_THREADS
+    try:
+        judge.judge([_request("bio", "Ada Lovelace likes tea.", {"topic": "Ada Lovelace", "passages": [ADA]})])
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_an_empty_fragment_is_unverifiable_and_the_rest_judged(judge):

@@ -33,7 +33,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from llm_run_driver import claims_set, code_set, math_set  # noqa: E402
+from llm_run_driver import POLICY, claims_set, code_set, math_set  # noqa: E402
 
 from halt_eval.judges.llm import LLMFactSplitter, LLMJudge  # noqa: E402
 from halt_eval.judges.llm_client import LLMOptions, make_client  # noqa: E402
@@ -161,7 +161,7 @@ def test_vllm_serve_judges_every_domain_concurrently_then_rescores_from_the_cach
     def run():
         client = make_client(_opts(base_url, cache_path=cache, max_concurrency=16))
         t0 = time.perf_counter()
-        rows = [r for d, rs in sets for r in _score(LLMJudge(d, client=client), d, rs)]
+        rows = [r for d, rs in sets for r in _score(LLMJudge(POLICY[d], client=client), d, rs)]
         pieces = LLMFactSplitter(client=client).split(
             ["Ada was a poet and she lived in Paris. Bo is a cook."], [claims_set(1)[0]])
         elapsed = time.perf_counter() - t0
@@ -186,7 +186,7 @@ def test_vllm_serve_errors_become_verdicts_not_crashes(vllm_server):
     base_url, _ = vllm_server
     resp = claims_set(1)[0]
     # Unknown model: HTTP 404, not retried.
-    judge = LLMJudge("bio", options=LLMOptions(backend="openai", base_url=base_url,
+    judge = LLMJudge("claims", options=LLMOptions(backend="openai", base_url=base_url,
                                                model="no-such-model", max_retries=3))
     [row] = _score(judge, "bio", [resp])
     assert {f["reason"] for f in row["fragments"]} == {"llm_error"}
@@ -194,13 +194,13 @@ def test_vllm_serve_errors_become_verdicts_not_crashes(vllm_server):
     assert judge.stats["retries"] == 0
     # A prompt past the context: HTTP 400 for that prompt alone.
     long = claims_set(1, long_claim=True)[-1]
-    judge = LLMJudge("bio", options=_opts(base_url))
+    judge = LLMJudge("claims", options=_opts(base_url))
     rows = _score(judge, "bio", [resp, long])
     assert [f["reason"] for f in rows[1]["fragments"]] == ["llm_error"]
     assert "HTTP 400" in rows[1]["fragments"][0]["evidence"]["llm"]["error"]
     assert all(f["reason"] != "llm_error" for f in rows[0]["fragments"])
     # A deadline the server cannot meet: timeout after the retries.
-    judge = LLMJudge("bio", options=_opts(base_url, timeout_s=0.001, max_retries=1,
+    judge = LLMJudge("claims", options=_opts(base_url, timeout_s=0.001, max_retries=1,
                                           temperature=0.5))
     [row] = _score(judge, "bio", [resp])
     assert {f["reason"] for f in row["fragments"]} == {"llm_timeout"}
@@ -209,7 +209,7 @@ def test_vllm_serve_errors_become_verdicts_not_crashes(vllm_server):
 def test_without_structured_decoding_the_tiny_models_prose_is_unparseable_with_the_raw_reply(
         vllm_server):
     base_url, _ = vllm_server
-    judge = LLMJudge("math", options=_opts(base_url, structured=False, max_tokens=48))
+    judge = LLMJudge("math_first_error", options=_opts(base_url, structured=False, max_tokens=48))
     [row] = _score(judge, "math", math_set()[:1])
     for f in row["fragments"]:
         assert f["verdict"] in LABELS

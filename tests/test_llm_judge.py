@@ -24,18 +24,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai import FakeOpenAI, FakeReply, rule_responder, user_text  # noqa: E402
 from llm_run_driver import claims_set  # noqa: E402
 
+from halt_eval.judges.compose import compose  # noqa: E402
 from halt_eval.judges.llm import (  # noqa: E402
     LLMFactSplitter,
     LLMJudge,
     add_cli_arguments,
-    build,
     options_from_args,
     parse_json_object,
 )
 from halt_eval.judges.llm_client import LLMOptions, make_client  # noqa: E402
 from halt_eval.score import Scorer  # noqa: E402
 from halt_eval.split import SentenceSplitter  # noqa: E402
-from halt_eval.types import Fragment, Judge, Judgement, JudgeRequest, Response, Verdict  # noqa: E402
+from halt_eval.types import Fragment, Judge, Judgement, JudgeRequest, Response, Splitter, Verdict  # noqa: E402
 
 DRIVER = Path(__file__).parent / "llm_run_driver.py"
 
@@ -112,29 +112,50 @@ def test_cli_flags_round_trip_into_options():
     assert options_from_args(parser.parse_args([])) == LLMOptions()
 
 
-def test_backend_none_returns_the_embedded_pair_unchanged():
-    judge, splitter = ScriptedJudge([]), SentenceSplitter()
-    assert build("bio", embedded_judge=judge, embedded_splitter=splitter,
-                 options=LLMOptions()) == (judge, splitter)
+def test_backend_none_leaves_the_domain_judge_alone():
+    scorer = Scorer.for_domain("math", llm={"backend": "none"})
+    try:
+        assert scorer.judge.name == "sympy"
+    finally:
+        scorer.judge.close()
+
+
+def test_an_unknown_policy_or_misplaced_option_fails_at_construction(server):
+    with pytest.raises(ValueError, match="claims, math_first_error, code_first_error; got 'bio'"):
+        LLMJudge("bio", options=opts(server))
+    with pytest.raises(ValueError, match="coverage applies to the claims policy only"):
+        LLMJudge("math_first_error", options=opts(server), coverage=True)
 
 
 def test_vllm_backend_without_vllm_fails_at_construction_with_the_fix():
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed in this interpreter")
     with pytest.raises(RuntimeError, match="setup_vllm.sh"):
-        LLMJudge("bio", options=LLMOptions(backend="vllm", model="/m"))
+        LLMJudge("claims", options=LLMOptions(backend="vllm", model="/m"))
     with pytest.raises(ValueError, match="--judge-model"):
-        LLMJudge("bio", options=LLMOptions(backend="vllm"))
+        LLMJudge("claims", options=LLMOptions(backend="vllm"))
     with pytest.raises(ValueError, match="--judge-base-url"):
-        LLMJudge("bio", options=LLMOptions(backend="openai"))
+        LLMJudge("claims", options=LLMOptions(backend="openai"))
 
 
 def test_the_judge_and_splitter_satisfy_the_core_protocols(server):
-    judge, splitter = build("bio", embedded_judge=ScriptedJudge([]),
-                            embedded_splitter=SentenceSplitter(),
-                            options=opts(server, split=True))
-    assert isinstance(judge, Judge) and isinstance(splitter, LLMFactSplitter)
-    assert judge.client is splitter.client  # one cache, one engine
+    llm = LLMJudge("claims", options=opts(server, split=True))
+    judge, splitter = compose(ScriptedJudge([]), llm), LLMFactSplitter(options=opts(server, split=True))
+    assert isinstance(judge, Judge) and isinstance(splitter, Splitter)
+    assert llm.client is splitter.client  # same options: one cache, one engine
+    llm.client.close()
+    assert LLMJudge("claims", options=opts(server, split=True)).client is not llm.client
+
+
+def test_specs_name_the_policy_and_nest_in_the_composition(server):
+    judge = compose(ScriptedJudge([]), LLMJudge("claims", options=opts(server), coverage=True))
+    spec = judge.spec()
+    assert spec["name"] == "scripted+llm" and spec["embedded"] == {"name": "scripted", "version": "1"}
+    fb = spec["fallback"]
+    assert fb["options"] == {"policy": "claims", "coverage": True}
+    assert fb["model"] == "fake-judge" and fb["templates"] == {"verify_claim": "verify_claim@1"}
+    assert judge.stats == judge.fallback.stats
+    json.dumps(spec)
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -162,7 +183,7 @@ def test_replies_are_parsed_strictly(case):
 ], ids=["prose", "unknown_label", "passage_out_of_range"])
 def test_an_unparseable_reply_is_unverifiable_with_the_raw_text_as_evidence(content):
     with FakeOpenAI(lambda b: content) as s:
-        judge = LLMJudge("bio", options=opts(s))
+        judge = LLMJudge("claims", options=opts(s))
         [j] = judge.judge([request(claims_set(1)[0])])
     assert {v.label for v in j.verdicts} == {"unverifiable"}
     assert {v.reason for v in j.verdicts} == {"llm_unparseable"}
@@ -173,7 +194,7 @@ def test_an_unparseable_reply_is_unverifiable_with_the_raw_text_as_evidence(cont
 
 
 def test_claims_are_judged_against_the_passages_and_keep_their_evidence(server):
-    judge = LLMJudge("bio", options=opts(server))
+    judge = LLMJudge("claims", options=opts(server))
     [j] = judge.judge([request(claims_set(1)[0])])
     assert [(v.label, v.reason) for v in j.verdicts] == [
         ("correct", "llm_supported"), ("incorrect", "llm_contradicted"),
@@ -188,7 +209,7 @@ def test_claims_are_judged_against_the_passages_and_keep_their_evidence(server):
 
 def test_a_batch_goes_out_concurrently_and_identical_prompts_are_sent_once():
     with FakeOpenAI(lambda b: FakeReply(content=str(rule_responder(b)), delay_s=0.2)) as s:
-        judge = LLMJudge("bio", options=opts(s, max_concurrency=8))
+        judge = LLMJudge("claims", options=opts(s, max_concurrency=8))
         reqs = [request(r) for r in claims_set(8)]
         t0 = time.perf_counter()
         judge.judge(reqs + reqs[:2])  # two duplicates
@@ -202,7 +223,7 @@ def test_with_an_inner_judge_only_its_unverifiable_claims_reach_the_llm(server):
     inner = ScriptedJudge([("correct", {"passages": ["from inner"]}),
                            ("unverifiable", {"passages": [{"text": "Person 0 never worked"}]}),
                            ("incorrect", {})])
-    judge = LLMJudge("bio", options=opts(server), inner=inner)
+    judge = compose(inner, LLMJudge("claims", options=opts(server)))
     [j] = judge.judge([request(claims_set(1)[0])])
     assert len(server.requests) == 1
     assert "[1] Person 0 never worked" in user_text(server.requests[0])
@@ -212,7 +233,7 @@ def test_with_an_inner_judge_only_its_unverifiable_claims_reach_the_llm(server):
 
 def test_a_claim_with_no_passage_is_unverifiable_without_a_call(server):
     resp = Response("x", "bio", "Tell me a bio of Z.", "Z was born.", {"topic": "Z"}, ("Z was born.",))
-    judge = LLMJudge("bio", options=opts(server))
+    judge = LLMJudge("claims", options=opts(server))
     [j] = judge.judge([request(resp)])
     assert j.verdicts[0].reason == "llm_no_passages" and not server.requests
 
@@ -221,7 +242,7 @@ def test_med_coverage_asks_whether_the_answer_covers_each_must_have_statement(se
     resp = Response("m", "med", "What treats X?", "Drug A treats X daily.",
                     {"must_have": ["Drug A treats X.", "Drug B is never used."]},
                     ("Drug A treats X daily.",))
-    judge = LLMJudge("med", options=opts(server))
+    judge = LLMJudge("claims", options=opts(server), coverage=True)
     [j] = judge.judge([request(resp)])
     assert [v.label for v in j.coverage] == ["correct", "incorrect"]
     assert "Answer:\n[1] Drug A treats X daily." in user_text(server.requests[-1])
@@ -237,7 +258,7 @@ MATH = Response("m", "math", "Compute.", "", {"answer": "8", "solution": "2 + 2 
 def test_math_llm_fills_only_the_steps_the_embedded_judge_left_unverifiable(server):
     inner = ScriptedJudge([("correct", {}), ("unverifiable", {}), ("unverifiable", {}),
                            ("incorrect", {"sympy": "10 != 8"}), ("unverifiable", {})])
-    judge = LLMJudge("math", options=opts(server), inner=inner)
+    judge = compose(inner, LLMJudge("math_first_error", options=opts(server)))
     [j] = judge.judge([request(MATH)])
     assert [(v.label, v.judge, v.reason) for v in j.verdicts] == [
         ("correct", "scripted@1", "scripted"),
@@ -253,7 +274,7 @@ def test_math_llm_fills_only_the_steps_the_embedded_judge_left_unverifiable(serv
 def test_math_with_nothing_unverifiable_before_the_first_error_makes_no_call(server):
     inner = ScriptedJudge([("correct", {}), ("incorrect", {}), ("unverifiable", {}),
                            ("unverifiable", {}), ("unverifiable", {})])
-    judge = LLMJudge("math", options=opts(server), inner=inner)
+    judge = compose(inner, LLMJudge("math_first_error", options=opts(server)))
     [j] = judge.judge([request(MATH)])
     assert not server.requests and all(v.judge == "scripted@1" for v in j.verdicts)
 
@@ -265,7 +286,7 @@ CODE = Response("c", "code", "Write add.", "", {"tests": ["assert add(1, 2) == 3
 def test_code_llm_relocalises_the_first_wrong_line_of_a_failing_answer(server):
     inner = ScriptedJudge([("correct", {}), ("correct", {}), ("incorrect", {"test": "add(1,2)"})],
                           solved=False, evidence={"failed": 1})
-    judge = LLMJudge("code", options=opts(server), inner=inner)
+    judge = compose(inner, LLMJudge("code_first_error", options=opts(server)))
     [j] = judge.judge([request(CODE)])
     assert [(v.label, v.reason) for v in j.verdicts] == [
         ("correct", "llm_before_first_error"), ("incorrect", "llm_first_error"),
@@ -277,7 +298,7 @@ def test_code_llm_relocalises_the_first_wrong_line_of_a_failing_answer(server):
 
 def test_code_that_passes_its_tests_never_reaches_the_llm(server):
     inner = ScriptedJudge([("correct", {})] * 3, solved=True)
-    judge = LLMJudge("code", options=opts(server), inner=inner)
+    judge = compose(inner, LLMJudge("code_first_error", options=opts(server)))
     judge.judge([request(CODE)])
     assert not server.requests
 
@@ -286,7 +307,7 @@ def test_code_keeps_the_embedded_localisation_when_the_llm_sees_no_error():
     inner = ScriptedJudge([("correct", {}), ("incorrect", {"t": 1}), ("unverifiable", {})],
                           solved=False)
     with FakeOpenAI(lambda b: '{"first_error_line": null, "explanation": "fine"}') as s:
-        [j] = LLMJudge("code", options=opts(s), inner=inner).judge([request(CODE)])
+        [j] = compose(inner, LLMJudge("code_first_error", options=opts(s))).judge([request(CODE)])
     assert [v.label for v in j.verdicts] == ["correct", "incorrect", "unverifiable"]
     assert j.verdicts[1].evidence["t"] == 1 and j.verdicts[1].evidence["llm"]["parsed"][
         "first_error_line"] is None
@@ -305,7 +326,7 @@ def test_a_retryable_server_error_is_retried_with_backoff_then_succeeds():
         return rule_responder(body)
 
     with FakeOpenAI(flaky) as s:
-        judge = LLMJudge("bio", options=opts(s, max_concurrency=1))
+        judge = LLMJudge("claims", options=opts(s, max_concurrency=1))
         resp = claims_set(1)[0]
         [j] = judge.judge([request(Response(resp.id, "bio", resp.prompt, resp.text,
                                             resp.reference, resp.fragments[:1]))])
@@ -315,7 +336,7 @@ def test_a_retryable_server_error_is_retried_with_backoff_then_succeeds():
 
 def test_a_client_error_is_not_retried_and_gives_llm_error():
     with FakeOpenAI(lambda b: FakeReply(status=404, content="no such model")) as s:
-        judge = LLMJudge("bio", options=opts(s, max_retries=3))
+        judge = LLMJudge("claims", options=opts(s, max_retries=3))
         [j] = judge.judge([request(claims_set(1)[0])])
     assert {v.reason for v in j.verdicts} == {"llm_error"}
     assert "HTTP 404" in j.verdicts[0].evidence["llm"]["error"]
@@ -324,7 +345,7 @@ def test_a_client_error_is_not_retried_and_gives_llm_error():
 
 def test_a_server_that_hangs_gives_llm_timeout_after_the_retries():
     with FakeOpenAI(lambda b: FakeReply(content="{}", delay_s=1.0)) as s:
-        judge = LLMJudge("bio", options=opts(s, timeout_s=0.1, max_retries=1))
+        judge = LLMJudge("claims", options=opts(s, timeout_s=0.1, max_retries=1))
         t0 = time.perf_counter()
         [j] = judge.judge([request(claims_set(1)[0])])
     assert {v.reason for v in j.verdicts} == {"llm_timeout"}
@@ -332,7 +353,7 @@ def test_a_server_that_hangs_gives_llm_timeout_after_the_retries():
 
 
 def test_an_unreachable_server_gives_unverifiable_not_a_crash():
-    judge = LLMJudge("bio", options=LLMOptions(backend="openai", base_url="http://127.0.0.1:9/v1",
+    judge = LLMJudge("claims", options=LLMOptions(backend="openai", base_url="http://127.0.0.1:9/v1",
                                                max_retries=0))
     [j] = judge.judge([request(claims_set(1)[0])])
     assert {v.label for v in j.verdicts} == {"unverifiable"}
@@ -341,14 +362,14 @@ def test_an_unreachable_server_gives_unverifiable_not_a_crash():
 
 def test_the_api_key_comes_from_the_environment_and_never_reaches_options(server, monkeypatch):
     monkeypatch.setenv("HALT_JUDGE_API_KEY", "sk-test-123")
-    judge = LLMJudge("bio", options=opts(server))
+    judge = LLMJudge("claims", options=opts(server))
     judge.judge([request(claims_set(1)[0])])
     assert set(server.auth) == {"Bearer sk-test-123"}
-    assert "sk-test-123" not in json.dumps(judge.spec)
+    assert "sk-test-123" not in json.dumps(judge.spec())
 
 
 def test_the_model_is_taken_from_the_server_when_not_given(server):
-    judge = LLMJudge("bio", options=LLMOptions(backend="openai", base_url=server.base_url))
+    judge = LLMJudge("claims", options=LLMOptions(backend="openai", base_url=server.base_url))
     judge.judge([request(claims_set(1)[0])])
     assert {b["model"] for b in server.requests} == {"fake-judge"}
 
@@ -361,7 +382,7 @@ def test_rescoring_identical_samples_makes_zero_llm_calls_and_gives_identical_ro
     responses = claims_set(5)
 
     def run():
-        judge = LLMJudge("bio", options=opts(server, cache_path=cache))
+        judge = LLMJudge("claims", options=opts(server, cache_path=cache))
         rows = [s.to_dict() for s in Scorer.for_domain("bio", judge=judge,
                                                        splitter=SentenceSplitter()).score(responses)]
         judge.client.close()
@@ -381,20 +402,20 @@ def test_the_cache_key_changes_with_model_template_and_sampling(server, tmp_path
     cache = str(tmp_path / "c.sqlite")
     req = [request(claims_set(1)[0])]
     for o in (opts(server, cache_path=cache), opts(server, cache_path=cache, max_tokens=99)):
-        LLMJudge("bio", options=o).judge(req)
+        LLMJudge("claims", options=o).judge(req)
     other = LLMOptions(backend="openai", base_url=server.base_url, model="other",
                        cache_path=cache)
-    LLMJudge("bio", options=other).judge(req)
+    LLMJudge("claims", options=other).judge(req)
     assert len(server.requests) == 9
 
 
 def test_errors_are_not_cached_so_the_next_run_retries_them(tmp_path):
     cache = str(tmp_path / "c.sqlite")
     with FakeOpenAI(lambda b: FakeReply(status=500, content="down")) as s:
-        LLMJudge("bio", options=opts(s, cache_path=cache, max_retries=0)).judge(
+        LLMJudge("claims", options=opts(s, cache_path=cache, max_retries=0)).judge(
             [request(claims_set(1)[0])])
     with FakeOpenAI() as s:
-        judge = LLMJudge("bio", options=opts(s, cache_path=cache))
+        judge = LLMJudge("claims", options=opts(s, cache_path=cache))
         [j] = judge.judge([request(claims_set(1)[0])])
     assert judge.stats["requests"] == 3 and j.verdicts[0].label == "correct"
 
@@ -461,24 +482,21 @@ def test_a_sentence_whose_split_cannot_be_parsed_stays_one_piece():
 # ------------------------------------------------------- with the real embedded judges
 
 
-def _embedded(domain: str):
-    from halt_eval.registry import domain_spec, get_judge, get_splitter
-
-    spec = domain_spec(domain)
+def _scorer(domain: str, server) -> Scorer:
     try:
-        return spec, get_judge(spec.judge), get_splitter(spec.splitter)
+        return Scorer.for_domain(domain, llm=opts(server).to_dict())
     except (RuntimeError, ImportError) as e:  # e.g. no bubblewrap on this machine
         pytest.skip(f"embedded {domain} judge unavailable: {e}")
 
 
-def test_build_over_the_sympy_judge_asks_only_about_steps_it_could_not_check(server):
-    spec, ej, es = _embedded("math")
-    judge, splitter = build("math", embedded_judge=ej, embedded_splitter=es, options=opts(server))
+def test_the_llm_composed_over_the_sympy_judge_asks_only_about_steps_it_could_not_check(server):
+    scorer = _scorer("math", server)
     resp = Response("m1", "math", "Ann has 2 apples and buys 2. Doubled?",
                     "Let n be the number of apples Ann has now.\n2 + 2 = 5\n"
                     "So the answer is \\boxed{10}.",
                     {"answer": "8", "solution": "2 + 2 = 4, doubled is 8."})
-    [scored] = Scorer(spec, splitter, judge).score([resp])
+    [scored] = scorer.score([resp])
+    scorer.judge.close()
     labels = [(v.label, v.judge.split("@")[0]) for v in scored.verdicts]
     assert labels[1] == ("incorrect", "sympy")  # the symbolic check stands
     assert labels[0] == ("correct", "llm")  # the LLM decided the uncheckable step before it
@@ -486,13 +504,12 @@ def test_build_over_the_sympy_judge_asks_only_about_steps_it_could_not_check(ser
     assert "Step 3" not in user_text(server.requests[0])  # nothing past sympy's first error
 
 
-def test_build_over_the_sandbox_judge_relocalises_a_failing_answer(server):
-    spec, ej, es = _embedded("code")
-    judge, splitter = build("code", embedded_judge=ej, embedded_splitter=es, options=opts(server))
+def test_the_llm_composed_over_the_sandbox_judge_relocalises_a_failing_answer(server):
+    scorer = _scorer("code", server)
     resp = Response("c1", "code", "Write add(a, b).",
                     "```python\ndef add(a, b):\n    c = a - b\n    return c\n```",
                     {"tests": ["assert add(1, 2) == 3"]})
-    [scored] = Scorer(spec, splitter, judge).score([resp])
+    [scored] = scorer.score([resp])
     assert [v.label for v in scored.verdicts] == ["correct", "incorrect", "incorrect"]
     assert scored.verdicts[1].reason == "llm_first_error"
     assert "inner" in scored.verdicts[1].evidence and scored.solved is False
@@ -512,7 +529,7 @@ def test_an_engine_that_fails_to_start_gives_llm_error_once_not_a_crash(monkeypa
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=broken_llm))
     monkeypatch.setattr(llm_client.importlib.util, "find_spec", lambda name: object())
-    judge = LLMJudge("bio", options=LLMOptions(backend="vllm", model="/m", batch_size=2))
+    judge = LLMJudge("claims", options=LLMOptions(backend="vllm", model="/m", batch_size=2))
     [a] = judge.judge([request(claims_set(1)[0])])
     [b] = judge.judge([request(claims_set(2)[1])])
     assert len(starts) == 1
@@ -525,6 +542,6 @@ def test_med_coverage_ignores_what_follows_the_abstention_marker(server):
     resp = Response("m", "med", "What treats X?", text, {"must_have": ["Drug A treats X."]},
                     ("Drug A treats X daily.",))
     frags = (Fragment(0, "Drug A treats X daily.", (0, 22), "independent"),)
-    judge = LLMJudge("med", options=opts(server))
+    judge = LLMJudge("claims", options=opts(server), coverage=True)
     judge.judge([JudgeRequest(resp, frags, marker_offset=23)])
     assert "Drug B" not in user_text(server.requests[-1])
