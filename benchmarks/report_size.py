@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [load_run(p) for p in args.data] if args.data else _synthetic_runs(args.samples, args.runs, root)
         runs = [_limit(r, args.limit) for r in runs]
         n = sum(r.n_samples for r in runs)
-        n_frags = sum(len(row["fragments"]) for r in runs for rows in r.tasks.values() for row in rows)
+        n_frags = sum(row.n_given for r in runs for rows in r.tasks.values() for row in rows)
         page = root / "report.html"
         render_s = []
         for _ in range(args.repeat + 1):

@@ -155,12 +155,14 @@ def summarize(rows: Sequence[ScoredResponse], *, resamples: int = stats.BOOTSTRA
         versions of the rows under ``rules_versions``.
     """
     out: dict[str, Any] = {"n": len(rows)}
-    for m in METRICS.values():
-        col = m.columns(rows)
-        out[m.summary_name] = stats.point(col)
-        if m.ci:
-            ci = stats.bootstrap_interval(col, resamples=resamples, confidence=confidence, seed=seed)
-            out[f"{m.summary_name}_ci"] = list(ci) if ci else None
+    cols = {m.summary_name: m.columns(rows) for m in METRICS.values()}
+    for name, col in cols.items():
+        out[name] = stats.point(col)
+    with_ci = [m.summary_name for m in METRICS.values() if m.ci]
+    intervals = stats.bootstrap_intervals([cols[n] for n in with_ci], resamples=resamples,
+                                          confidence=confidence, seed=seed)
+    for name, ci in zip(with_ci, intervals):
+        out[f"{name}_ci"] = list(ci) if ci else None
     counts = dict.fromkeys(LABELS, 0)
     for r in rows:
         for v in r.verdicts:

@@ -120,14 +120,22 @@ def percentile_interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tu
     return float(lo), float(hi)
 
 
+def bootstrap_intervals(cols: Sequence[Columns], *, resamples: int = BOOTSTRAP_RESAMPLES,
+                        confidence: float = CONFIDENCE, seed: int = BOOTSTRAP_SEED) -> list[tuple[float, float] | None]:
+    """Percentile bootstrap interval of each ``sum(numerator) / sum(denominator)``, all from
+    one draw of answers.
+
+    An interval is ``None`` when fewer than two answers have a non-zero denominator (one
+    defined value resamples to itself: a point, not an interval).
+    """
+    if not cols:
+        return []
+    draws = bootstrap_ratios(cols, resamples=resamples, rng=np.random.default_rng(seed))
+    return [percentile_interval(draws[:, i], confidence) if int((c[1] > 0).sum()) >= 2 else None
+            for i, c in enumerate(cols)]
+
+
 def bootstrap_interval(col: Columns, *, resamples: int = BOOTSTRAP_RESAMPLES,
                        confidence: float = CONFIDENCE, seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of ``sum(numerator) / sum(denominator)``.
-
-    ``None`` when fewer than two answers have a non-zero denominator (one defined value
-    resamples to itself: a point, not an interval).
-    """
-    if int((col[1] > 0).sum()) < 2:
-        return None
-    draws = bootstrap_ratios([col], resamples=resamples, rng=np.random.default_rng(seed))[:, 0]
-    return percentile_interval(draws, confidence)
+    """``bootstrap_intervals`` of one column pair."""
+    return bootstrap_intervals([col], resamples=resamples, confidence=confidence, seed=seed)[0]

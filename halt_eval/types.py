@@ -216,6 +216,8 @@ class ScoredResponse:
     rules_version: str = rules.RULES_VERSION
     judge_spec: Mapping[str, Any] = field(default_factory=dict)
     sample: int | None = None
+    #: Counted once from the verdicts (the instance is frozen); not a field of the row.
+    _n_correct: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
         if len(self.fragments) != len(self.verdicts):
@@ -223,6 +225,7 @@ class ScoredResponse:
                 f"record {self.response.id!r}: {len(self.fragments)} fragments but "
                 f"{len(self.verdicts)} verdicts"
             )
+        object.__setattr__(self, "_n_correct", sum(v.label == "correct" for v in self.verdicts))
 
     @property
     def n_given(self) -> int:
@@ -230,7 +233,7 @@ class ScoredResponse:
 
     @property
     def n_correct(self) -> int:
-        return sum(v.label == "correct" for v in self.verdicts)
+        return self._n_correct
 
     @property
     def correctness(self) -> float | None:
@@ -349,6 +352,14 @@ class _Reader:
         return value
 
     def verdict(self, d: Any, name: str) -> Verdict:
+        # Fast path for a well-formed verdict (a run holds tens of thousands); anything odd
+        # takes the checked path below, which names the field.
+        if type(d) is dict and d.get("verdict") in LABELS:
+            judge, reason, expl = d.get("judge", ""), d.get("reason", ""), d.get("explanation", "")
+            ev = d.get("evidence")
+            if (type(judge) is str and type(reason) is str and type(expl) is str
+                    and (ev is None or type(ev) is dict)):
+                return Verdict(d["verdict"], judge, reason, expl, dict(ev) if ev else {})
         if not isinstance(d, Mapping):
             raise self.fail(name, f"must be an object, got {type(d).__name__}")
         label = d.get("verdict")
@@ -393,21 +404,20 @@ def _row_from_dict(cls: type[ScoredResponse], d: Mapping[str, Any], where: str) 
         name = f"fragments[{i}]"
         verdicts.append(rd.verdict(f, name))
         span = f.get("span")
-        if not (isinstance(span, Sequence) and not isinstance(span, str) and len(span) == 2
-                and all(isinstance(x, int) and not isinstance(x, bool) for x in span)
-                and 0 <= span[0] <= span[1]):
+        if not (isinstance(span, (list, tuple)) and len(span) == 2
+                and type(span[0]) is int and type(span[1]) is int and 0 <= span[0] <= span[1]):
             prefix = f"{where}: " if where else ""
             raise RowError(f"{prefix}{name}.span must be [start, end], got {span!r}")
         kind = f.get("kind", "independent")
         if kind not in KINDS:
             raise rd.fail(f"{name}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
-        frag_text = rd.get(f, "text", str, None, f"{name}.text")
-        fragments.append(Fragment(
-            index=rd.get(f, "index", int, i, f"{name}.index"),
-            text=text[span[0]:span[1]] if frag_text is None else frag_text,
-            span=(span[0], span[1]),
-            kind=kind,
-        ))
+        frag_text, index = f.get("text"), f.get("index", i)
+        if not (frag_text is None or type(frag_text) is str):
+            raise rd.fail(f"{name}.text", f"must be str, got {frag_text!r}"[:300])
+        if type(index) is not int:
+            raise rd.fail(f"{name}.index", f"must be int, got {index!r}"[:300])
+        fragments.append(Fragment(index, text[span[0]:span[1]] if frag_text is None else frag_text,
+                                  (span[0], span[1]), kind))
     coverage = rd.get(d, "coverage", list, None, nullable=True)
     marker_offset = rd.get(d, "marker_offset", int, None, nullable=True)
     rules_version = rd.get(d, "rules_version", (str, int), rules.UNRECORDED_RULES_VERSION)
