@@ -225,9 +225,9 @@ def pair_runs(baseline: Run, candidate: Run) -> dict[str, tuple[list[ScoredRespo
     return paired
 
 
-def _show_key(key: tuple[str, int | None]) -> str:
+def _show_key(key: tuple[str, int]) -> str:
     doc_id, sample = key
-    return repr(doc_id) if sample is None else f"{doc_id!r} sample {sample}"
+    return f"{doc_id!r} sample {sample}" if sample else repr(doc_id)
 
 
 def gate(baseline: Run, candidate: Run, *, max_drop: Mapping[str, float] | None = None,

@@ -318,18 +318,19 @@ def _reference(value: Any, where: str) -> dict[str, Any]:
     return dict(value)
 
 
-def row_key(row: ScoredResponse) -> tuple[str, int | None]:
-    """What pairs a row across runs within a task: its document id and sample index."""
-    return row.response.id, row.sample
+def row_key(row: ScoredResponse) -> tuple[str, int]:
+    """What pairs a row across runs within a task: its document id and sample index (a row
+    without one is sample 0, so a score JSONL pairs with one-answer lm-eval samples)."""
+    return row.response.id, row.sample or 0
 
 
 def _check_unique(tasks: Mapping[str, list[ScoredResponse]], path: Path) -> None:
     for task, rows in tasks.items():
-        seen: set[tuple[str, int | None]] = set()
+        seen: set[tuple[str, int]] = set()
         for row in rows:
             key = row_key(row)
             if key in seen:
-                which = "" if row.sample is None else f" sample {row.sample}"
+                which = f" sample {row.sample}" if row.sample else ""
                 raise RunError(f"{path}: task {task!r} has document id {row.response.id!r}{which} "
                                "twice; samples are paired by (task, id), so ids must be unique")
             seen.add(key)

@@ -223,3 +223,14 @@ def test_swapping_the_runs_negates_the_change_and_mirrors_the_interval(pairs):
             continue
         assert backward[name].change == pytest.approx(-m.change, abs=1e-12)
         assert backward[name].ci == pytest.approx((-m.ci[1], -m.ci[0]), abs=1e-12)
+
+
+def test_rows_of_a_repeated_document_pair_by_sample_index(tmp_path, capsys):
+    rows = _rows([[5, 5, 5, 3]])
+    base = write_jsonl(tmp_path / "base.jsonl", rows + [{**rows[0], "sample": 1}])
+    same = write_jsonl(tmp_path / "same.jsonl", [{**rows[0], "sample": 1}] + [{**r, "sample": 0} for r in rows])
+    code, verdict = _gate(tmp_path, base, same)
+    assert code == 0 and verdict["tasks"][0]["n_pairs"] == 4
+    fewer = write_jsonl(tmp_path / "fewer.jsonl", rows)
+    assert _gate(tmp_path, base, fewer)[0] == 2
+    assert "1 document id(s) only in the baseline ('0' sample 1)" in capsys.readouterr().err
