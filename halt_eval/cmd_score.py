@@ -8,16 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from halt_eval.types import DOMAINS
 
 EPILOG = """\
-input rows (JSONL): {"id", "prompt", "response", "reference", "fragments"?}; lm-eval
+input rows (JSONL): {{"id", "prompt", "response", "reference", "fragments"?}}; lm-eval
 samples_*.jsonl files are read too. reference per domain:
-  math  {"answer": str, "solution": str}                 (either may be missing)
-  code  {"tests": [str], "setup": str} | {"test": str, "entry_point": str}
-        | {"io": [{"input": str, "output": str}]}         (+ optional "solution")
-  bio   {"topic": str, "passages": [str]}                 (no passages: --corpus is searched)
-  med   {"must_have": [str], "nice_to_have": [str], "answer": str}
+{references}
 
 exit status: 0 all records scored; 1 some records could not be read (each is named on
 stderr, every other record is still scored and written); 2 bad options.
@@ -27,12 +22,27 @@ example:
 """
 
 
+def _epilog() -> str:
+    from halt_eval.domains import domain_names, get_domain
+
+    lines = []
+    for name in domain_names():
+        try:
+            lines.append(f"  {name:<5} {get_domain(name).reference_help}")
+        except ValueError:
+            continue
+    return EPILOG.format(references="\n".join(lines))
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EPILOG
+    from halt_eval.domains import domain_names
+
+    parser.epilog = _epilog()
     parser.add_argument("inputs", nargs="+", metavar="INPUT.jsonl",
                         help="answers to score (halt-eval rows or lm-eval samples_*.jsonl)")
-    parser.add_argument("--domain", required=True, choices=DOMAINS,
-                        help="which splitter and judge apply")
+    parser.add_argument("--domain", required=True, metavar="DOMAIN",
+                        help=f"which domain's splitter and judge apply: {', '.join(domain_names())}, "
+                             "or module:ATTRIBUTE naming a Domain record")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl",
                         help="scored rows, one per input row, written as they are scored")
     parser.add_argument("--summary-json", metavar="FILE", help="also write the summary as JSON")
@@ -83,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     from halt_eval.io import read_responses, write_jsonl_row
     from halt_eval.judges.llm import options_from_args
-    from halt_eval.metrics import summarize
+    from halt_eval.catalogue import format_summary, summarize
+    from halt_eval.rules import RULES_VERSION
     from halt_eval.score import ScoreConfig, Scorer
     from halt_eval.split import DEFAULT_MARKERS
 
@@ -115,31 +126,34 @@ def run(args: argparse.Namespace) -> int:
             print(f"halt-eval score: cannot read {path}: {e}", file=sys.stderr)
             return 2
 
-    rows = []
+    rows: list[Any] = []
     with out_path.open("a" if args.resume else "w", encoding="utf-8") as fh, \
             tqdm(total=len(records), desc=f"scoring {args.domain}", unit="answer",
                  file=sys.stderr) as bar:
         for start in range(0, len(records), max(1, args.batch_size)):
             batch = records[start:start + args.batch_size]
             for scored in scorer.score(batch):
-                row = scored.to_dict()
-                write_jsonl_row(fh, row)
-                rows.append(row)
+                write_jsonl_row(fh, scored.to_dict())
+                rows.append(scored)
             bar.update(len(batch))
     if done:
         from halt_eval.io import iter_json_lines
 
-        rows = [obj for _, obj, err, _ in iter_json_lines(out_path) if not err]
+        from halt_eval.types import ScoredResponse
+
+        rows = [ScoredResponse.from_dict(obj, where) for where, obj, err, _ in iter_json_lines(out_path)
+                if not err]
 
     summary = summarize(rows)
     summary.update({"domain": args.domain, "inputs": [str(p) for p in args.inputs],
                     "output": str(out_path), "skipped_records": bad,
                     "judge": f"{scorer.judge.name}@{scorer.judge.version}",
                     "splitter": f"{scorer.splitter.name}@{scorer.splitter.version}",
-                    "n_desired": scorer.n_desired_mode})
-    for attr in ("spec", "stats"):  # the LLM judge's settings (no secrets) and call counts
-        if hasattr(scorer.judge, attr):
-            summary[f"judge_{attr}"] = getattr(scorer.judge, attr)
+                    "n_desired": scorer.n_desired_mode, "rules_version": RULES_VERSION,
+                    "judge_spec": scorer.spec()})
+    stats = getattr(scorer.judge, "stats", None)  # the LLM judge's call counts
+    if stats is not None:
+        summary["judge_stats"] = stats() if callable(stats) else stats
     print(format_summary(summary))
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -148,21 +162,3 @@ def run(args: argparse.Namespace) -> int:
               f"the other {len(rows)} were scored", file=sys.stderr)
         return 1
     return 0
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """A plain-text table of a summary from ``halt_eval.metrics.summarize``."""
-    lines = [f"{summary.get('domain', '')}: {summary['n']} responses, judge {summary.get('judge', '?')}, "
-             f"n_desired {summary.get('n_desired', '?')}"]
-    for name in ("correctness", "completeness", "f1", "micro_correctness", "abstention_rate",
-                 "n_given", "n_correct"):
-        value = summary.get(name)
-        ci = summary.get(f"{name}_ci")
-        text = "n/a" if value is None else f"{value:.4f}"
-        if ci:
-            text += f"  [95% CI {ci[0]:.4f}, {ci[1]:.4f}]"
-        lines.append(f"  {name:<18} {text}")
-    v = summary.get("verdicts", {})
-    lines.append(f"  fragments          {v.get('correct', 0)} correct, {v.get('incorrect', 0)} "
-                 f"incorrect, {v.get('unverifiable', 0)} unverifiable")
-    return "\n".join(lines)

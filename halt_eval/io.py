@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from halt_eval.types import DOMAINS, Response
+from halt_eval.types import Response
 
 
 class InputError(ValueError):
@@ -66,15 +66,12 @@ def read_responses(path: str | Path, domain: str, *, task: str = "") -> Iterator
 
     Args:
         path: A ``halt-eval score`` JSONL or an lm-eval ``samples_*.jsonl``.
-        domain: One of ``math``, ``code``, ``bio``, ``med``.
+        domain: The domain name recorded on each response.
         task: Task name to record on each response.
 
     Raises:
-        ValueError: ``domain`` is unknown.
         FileNotFoundError: ``path`` does not exist.
     """
-    if domain not in DOMAINS:
-        raise ValueError(f"--domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
     for where, obj, error, warning in iter_json_lines(path):
         if error:
             yield Record(where, None, error, warning)
@@ -95,7 +92,7 @@ def row_to_response(obj: Any, domain: str, *, task: str = "", where: str = "") -
     """
     if not isinstance(obj, Mapping):
         raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    if "doc" in obj and ("resps" in obj or "filtered_resps" in obj):
+    if is_sample(obj):
         return _sample_to_response(obj, domain, where)
     text = obj.get("response")
     if not isinstance(text, str):
@@ -122,14 +119,93 @@ def row_to_response(obj: Any, domain: str, *, task: str = "", where: str = "") -
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One line of an lm-eval ``samples_<task>_<time>.jsonl``, as halt-eval reads it.
+
+    Attributes:
+        task: The task (from the doc, else the file name).
+        doc_id: lm-eval's document index.
+        doc: The document (``id``, ``task``, ``domain``, ``prompt``, ``reference``...).
+        texts: The model's generations for the document, in order.
+        rows: The scored rows the ``halt`` filter returned (``filtered_resps``, JSON text per
+            row), or ``None`` when the sample holds none (an older run, or another task).
+    """
+
+    task: str
+    doc_id: Any
+    doc: Mapping[str, Any]
+    texts: tuple[str, ...]
+    rows: tuple[Mapping[str, Any], ...] | None
+
+
+SAMPLES_PREFIX = "samples_"
+
+
+def task_of_samples_file(path: str | Path) -> str:
+    """``samples_halt_math_2026-11-26T10-00-00.1.jsonl`` -> ``halt_math`` ('' for other names).
+
+    lm-eval's timestamp holds no underscore, so it starts after the last one.
+    """
+    stem = Path(path).stem
+    if not stem.startswith(SAMPLES_PREFIX):
+        return ""
+    body = stem[len(SAMPLES_PREFIX):]
+    cut = body.rfind("_")
+    return body[:cut] if cut >= 0 else ""
+
+
+def is_sample(obj: Any) -> bool:
+    """Whether a parsed JSON line is an lm-eval sample."""
+    return isinstance(obj, Mapping) and "doc" in obj and ("resps" in obj or "filtered_resps" in obj)
+
+
+def parse_sample(obj: Mapping[str, Any], where: str, file_task: str = "") -> Sample:
+    """The one reader of lm-eval sample lines (scoring, replay and runs all use it).
+
+    Raises:
+        InputError: The line is not an lm-eval sample with a document; names ``where``.
+    """
+    doc = obj.get("doc")
+    if not isinstance(doc, Mapping):
+        raise InputError(f"{where}: lm-eval sample has no 'doc' object")
+    texts: list[str] = []
+    for per_request in obj.get("resps") or ():
+        gens = per_request if isinstance(per_request, list) else [per_request]
+        texts += [g for g in gens if isinstance(g, str)]
+    rows: list[Mapping[str, Any]] = []
+    for per_request in obj.get("filtered_resps") or ():
+        items = per_request if isinstance(per_request, list) else [per_request]
+        for item in items:
+            row = _row_text(item)
+            if row is not None:
+                rows.append(row)
+            elif isinstance(item, str) and not texts:
+                texts.append(item)
+    task = str(doc.get("task") or obj.get("task") or file_task)
+    return Sample(task, obj.get("doc_id"), doc, tuple(texts), tuple(rows) if rows else None)
+
+
+def _row_text(item: Any) -> Mapping[str, Any] | None:
+    """A scored row logged as JSON text (or, from other writers, as an object); else ``None``."""
+    if isinstance(item, Mapping):
+        return item if "fragments" in item else None
+    if isinstance(item, str) and item.startswith('{"schema_version"'):
+        try:
+            row = json.loads(item)
+        except json.JSONDecodeError:
+            return None
+        return row if isinstance(row, Mapping) and "fragments" in row else None
+    return None
+
+
 def _sample_to_response(obj: Mapping[str, Any], domain: str, where: str) -> Response:
     from halt_eval.data import doc_to_prompt, doc_to_reference
 
-    resps = obj.get("filtered_resps") or obj.get("resps")
-    text = first_text(resps)
-    if text is None:
+    sample = parse_sample(obj, where)
+    if not sample.texts:
         raise InputError(f"{where}: lm-eval sample has no text response in resps/filtered_resps")
-    doc = obj["doc"]
+    doc = sample.doc
     try:
         reference = doc_to_reference(doc)
     except (KeyError, TypeError, ValueError) as e:
@@ -139,9 +215,9 @@ def _sample_to_response(obj: Mapping[str, Any], domain: str, where: str) -> Resp
         id=str(doc.get("id", obj.get("doc_id", where.rsplit(":", 1)[-1]))),
         domain=domain,  # type: ignore[arg-type]
         prompt=doc_to_prompt(doc),
-        text=text,
+        text=sample.texts[0],
         reference=reference,
-        task=str(doc.get("task", obj.get("task", ""))),
+        task=sample.task,
     )
 
 

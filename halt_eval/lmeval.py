@@ -1,35 +1,34 @@
 """The thin glue to lm-evaluation-harness: data loading, batch scoring, metrics, replay model.
 
-Task ``utils.py`` files only bind names from here. Nothing runs at import: judges are built on
-the first scored batch. A task's whole set of answers is scored in one batch by a ``custom``
-filter (the sandbox fans out over cores, an LLM judge batches); ``process_results`` then reads
-each document's scored row.
+Task ``utils.py`` files only bind names from here. Nothing runs at import. Everything travels
+through lm-eval's own channels:
 
-Judge options come from task metadata (``n_desired``, ``judge_kwargs``, ``markers``) and from
-the environment, which ``halt-eval run`` sets from its flags: ``HALT_JUDGE_BACKEND``,
-``HALT_JUDGE_MODEL``, ``HALT_JUDGE_BASE_URL``, ``HALT_JUDGE_CACHE``, ``HALT_LLM_SPLIT``,
-``HALT_CORPUS``.
+- ``load`` (the tasks' ``custom_dataset``) receives the task metadata merged with
+  ``--metadata`` and writes the scoring options into every doc (``doc["options"]``);
+- the ``halt`` filter scores a task's whole set of answers in one batch (the sandbox fans out
+  over cores, an LLM judge batches) and returns, per document, its scored rows
+  (``ScoredResponse.to_dict()``, one per generation) as JSON text: lm-eval logs them as the
+  sample's ``filtered_resps`` under ``--log_samples``, every fragment with verdict and evidence
+  (as text, because lm-eval's sample logger turns every filtered response into ``str``);
+- ``process_results`` turns a document's rows into the catalogue's metric values.
+
+Judge options (keys of ``--metadata`` or task metadata, else the environment):
+``judge_backend`` (``HALT_JUDGE_BACKEND``), ``judge_model``, ``judge_base_url``,
+``judge_cache``, ``llm_split``, ``corpus`` (``HALT_CORPUS``), ``n_desired``, ``markers``,
+``judge_kwargs``, ``data_dir`` (``HALT_DATA_DIR``). Metadata wins over the environment.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import contextlib
 import json
-import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from halt_eval.metrics import pooled_ratio
-
-_TASK_OPTIONS: dict[str, dict[str, Any]] = {}
-_SCORERS: dict[str, Any] = {}
-_SCORED: dict[tuple[str, str, str], dict[str, Any]] = {}
-
-ENV_FLAGS = {
+#: Option key -> environment variable read when the key is not in the metadata.
+ENV_OPTIONS = {
     "judge_backend": "HALT_JUDGE_BACKEND",
     "judge_model": "HALT_JUDGE_MODEL",
     "judge_base_url": "HALT_JUDGE_BASE_URL",
@@ -37,57 +36,71 @@ ENV_FLAGS = {
     "llm_split": "HALT_LLM_SPLIT",
     "corpus": "HALT_CORPUS",
 }
+#: Scoring options read from task metadata (besides ``ENV_OPTIONS``).
+METADATA_OPTIONS = ("n_desired", "markers", "judge_kwargs")
 
 
 def tasks_path() -> str:
     """The directory holding the task YAMLs (pass it to ``lm_eval --include_path``)."""
-    import halt_eval.tasks
+    from importlib.resources import files
 
-    return str(Path(halt_eval.tasks.__path__[0]).resolve())
+    return str(files("halt_eval.tasks"))
+
+
+def scoring_options(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The scoring options of a task: metadata first, then the environment; where each came
+    from is recorded under ``"from"``."""
+    options: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for key, env in ENV_OPTIONS.items():
+        if metadata.get(key) not in (None, ""):
+            options[key], origin[key] = metadata[key], "metadata"
+        elif os.environ.get(env):
+            options[key], origin[key] = os.environ[env], f"env:{env}"
+    for key in METADATA_OPTIONS:
+        if metadata.get(key) not in (None, ""):
+            options[key], origin[key] = metadata[key], "metadata"
+    options["from"] = origin
+    return options
 
 
 def load(**metadata: Any):
-    """``custom_dataset`` for every halt task: the docs of ``metadata["source"]`` as a test split."""
+    """``custom_dataset`` for every halt task: the docs of ``metadata["source"]`` as a test
+    split, each carrying the task's scoring options."""
     import datasets
 
     from halt_eval.data import load_docs
 
-    task = metadata["task"]
-    _TASK_OPTIONS[task] = dict(metadata)
-    docs = load_docs(metadata["source"], task, metadata.get("data_dir"))
+    # the domain as the task names it (a name or module:ATTR), so the filter finds the same record
+    options = json.dumps({**scoring_options(metadata), "domain": metadata["domain"]}, sort_keys=True)
+    docs = load_docs(metadata["domain"], metadata["source"], metadata["task"], metadata.get("data_dir"))
+    for doc in docs:
+        doc["options"] = options
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
-def llm_options_from_env() -> dict[str, Any]:
-    """LLM judge options set by ``halt-eval run`` flags (or by hand) in the environment."""
-    return {
-        "backend": os.environ.get(ENV_FLAGS["judge_backend"], "none"),
-        "model": os.environ.get(ENV_FLAGS["judge_model"]),
-        "base_url": os.environ.get(ENV_FLAGS["judge_base_url"]),
-        "cache_path": os.environ.get(ENV_FLAGS["judge_cache"]),
-        "split": os.environ.get(ENV_FLAGS["llm_split"], "") not in ("", "0", "false"),
-    }
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() not in ("", "0", "false", "no", "none")
 
 
-def _scorer(task: str, domain: str):
+def scorer_for(domain: str, options: Mapping[str, Any]):
+    """The scorer a task's options ask for."""
+    from halt_eval.domains import get_domain
     from halt_eval.score import ScoreConfig, Scorer
 
-    if task not in _SCORERS:
-        opts = _TASK_OPTIONS.get(task, {})
-        judge_kwargs = dict(opts.get("judge_kwargs") or {})
-        if domain in ("bio", "med") and os.environ.get(ENV_FLAGS["corpus"]):
-            judge_kwargs.setdefault("corpus", os.environ[ENV_FLAGS["corpus"]])
-        config = ScoreConfig(
-            markers=tuple(opts.get("markers") or ScoreConfig().markers),
-            n_desired=opts.get("n_desired"),
-        )
-        _SCORERS[task] = Scorer.for_domain(domain, config=config, judge_kwargs=judge_kwargs,
-                                           llm=llm_options_from_env())
-    return _SCORERS[task]
-
-
-def _key(doc: Mapping[str, Any], text: str) -> tuple[str, str, str]:
-    return doc["task"], doc["id"], hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()
+    record = get_domain(domain)
+    judge_kwargs = dict(options.get("judge_kwargs") or {})
+    if record.corpus_option and options.get("corpus"):
+        judge_kwargs.setdefault("corpus", options["corpus"])
+    markers = options.get("markers")
+    config = ScoreConfig(
+        markers=tuple([markers] if isinstance(markers, str) else markers or ScoreConfig().markers),
+        n_desired=options.get("n_desired"),
+    )
+    llm = {"backend": options.get("judge_backend") or "none", "model": options.get("judge_model"),
+           "base_url": options.get("judge_base_url"), "cache_path": options.get("judge_cache"),
+           "split": _flag(options.get("llm_split", False))}
+    return Scorer.for_domain(record, config=config, judge_kwargs=judge_kwargs, llm=llm)
 
 
 def _response(doc: Mapping[str, Any], text: str):
@@ -98,74 +111,54 @@ def _response(doc: Mapping[str, Any], text: str):
                     reference=doc_to_reference(doc), task=doc["task"])
 
 
-def _text(resp: Any) -> str:
-    from halt_eval.io import first_text
-
-    return first_text(resp) or ""
+def _texts(resp: Any) -> list[str]:
+    """Every generation of one request, as text (lm-eval gives a list per request)."""
+    if isinstance(resp, str):
+        return [resp]
+    return [r if isinstance(r, str) else "" for r in (resp or [""])]
 
 
 def score_filter(resps: Sequence[Sequence[str]], docs: Sequence[Mapping[str, Any]]):
-    """``custom`` filter: score every answer of the task in one batch; answers pass unchanged."""
+    """``custom`` filter: score every answer of the task in one batch.
+
+    Returns, per document, the list of its scored rows (one per generation) as JSON text.
+    """
     from tqdm import tqdm
 
-    todo = [(d, _text(r)) for r, d in zip(resps, docs) if _key(d, _text(r)) not in _SCORED]
-    if todo:
-        task, domain = todo[0][0]["task"], todo[0][0]["domain"]
-        scorer = _scorer(task, domain)
-        step = 32  # rows per judge call: enough for batching, small enough for a live bar
-        with tqdm(total=len(todo), desc=f"judging {task}", unit="answer") as bar:
-            for start in range(0, len(todo), step):
-                chunk = todo[start:start + step]
-                for (d, t), s in zip(chunk, scorer.score([_response(d, t) for d, t in chunk])):
-                    _SCORED[_key(d, t)] = s.to_dict()
-                bar.update(len(chunk))
-    return resps
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
+    if not docs:
+        return []
+    items = [(i, _response(d, t)) for i, (r, d) in enumerate(zip(resps, docs))
+             for t in _texts(r)]
+    first = docs[0]
+    options = json.loads(first.get("options") or "{}")
+    scorer = scorer_for(options.get("domain") or first["domain"], options)
+    out: list[list[str]] = [[] for _ in docs]
+    step = 32  # rows per judge call: enough for batching, small enough for a live bar
+    with tqdm(total=len(items), desc=f"judging {first['task']}", unit="answer") as bar:
+        for start in range(0, len(items), step):
+            chunk = items[start:start + step]
+            for (i, _), scored in zip(chunk, scorer.score([r for _, r in chunk])):
+                out[i].append(json.dumps(scored.to_dict(), ensure_ascii=False))
+            bar.update(len(chunk))
+    return out
 
 
 def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, Any]:
-    """Per-document metrics plus the fragments (with verdicts and evidence) for ``--log_samples``.
+    """Per-document metric values from the rows the filter returned (the first generation's;
+    see the catalogue for what each value is and how undefined ones are written)."""
+    from halt_eval.catalogue import row_values
+    from halt_eval.types import ScoredResponse
 
-    ``correctness`` is NaN when nothing was given; lm-eval's ``nanmean`` leaves it out.
-    """
-    text = _text(results)
-    key = _key(doc, text)
-    row = _SCORED.pop(key, None)
-    if row is None:  # the filter did not run (e.g. a custom pipeline): score this one alone
-        row = _scorer(doc["task"], doc["domain"]).score([_response(doc, text)])[0].to_dict()
-    fragments = row.pop("fragments")
-    for k in ("prompt", "reference", "response"):
-        row.pop(k, None)  # already in the sample's doc and resps
-    return {
-        "correctness": _nan(row["correctness"]),
-        "completeness": _nan(row["completeness"]),
-        "f1": _nan(row["f1"]),
-        "abstained": float(row["abstained"]),
-        "n_given": row["n_given"],
-        "n_correct": row["n_correct"],
-        "micro_correctness": [row["n_correct"], row["n_given"]],
-        "fragments": fragments,
-        "details": row,
-    }
-
-
-def micro_correctness(items: Sequence[Sequence[float]]) -> float:
-    """Aggregation: correct fragments over all given fragments, pooled across documents."""
-    value = pooled_ratio(items)
-    return math.nan if value is None else value
-
-
-def count_fragments(items: Sequence[Sequence[Any]]) -> int:
-    """Aggregation of ``fragments``: the number of fragments judged."""
-    return sum(len(x) for x in items)
-
-
-def count_records(items: Sequence[Any]) -> int:
-    """Aggregation of ``details``: the number of scored records logged."""
-    return len(items)
+    rows = results[0] if results else None
+    row = rows[0] if isinstance(rows, list) and rows else None
+    try:
+        parsed = json.loads(row) if isinstance(row, str) else None
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, Mapping):
+        raise RuntimeError(f"task {doc.get('task')!r} doc {doc.get('id')!r}: no scored row; the "
+                           "task YAML must keep the 'halt' filter (halt_utils.score_filter)")
+    return row_values(ScoredResponse.from_dict(parsed, where=f"{doc.get('task')} doc {doc.get('id')}"))
 
 
 # ---------------------------------------------------------------- replay model and CLI wrapper
@@ -222,41 +215,46 @@ def read_recorded(paths: Sequence[str]) -> dict[tuple[str, str], str]:
     Raises:
         ValueError: A line is not JSON or lacks a task or answer; the message names file:line.
     """
-    from halt_eval.io import first_text, iter_json_lines
+    from halt_eval.io import InputError, is_sample, iter_json_lines, parse_sample, task_of_samples_file
 
     answers: dict[tuple[str, str], str] = {}
     for path in paths:
-        stem = Path(path).name
-        file_task = stem[len("samples_"):].rsplit("_", 1)[0] if stem.startswith("samples_") else None
+        file_task = task_of_samples_file(path)
         for where, obj, error, _warning in iter_json_lines(path):
             if error:
                 raise ValueError(error)
-            task = obj.get("task") or file_task
-            text = obj.get("response")
-            if text is None:
-                text = first_text(obj.get("resps"))
+            if is_sample(obj):
+                try:
+                    sample = parse_sample(obj, where, file_task)
+                except InputError as e:
+                    raise ValueError(str(e)) from None
+                task, text, ids = sample.task, (sample.texts or (None,))[0], {
+                    str(sample.doc.get("id", sample.doc_id)), str(sample.doc_id)}
+            elif isinstance(obj, Mapping):
+                task, text = obj.get("task") or file_task, obj.get("response")
+                ids = {str(obj.get("id", obj.get("doc_id"))), str(obj.get("doc_id"))}
+            else:
+                raise ValueError(f"{where}: expected a JSON object")
             if not task or not isinstance(text, str):
                 raise ValueError(f"{where}: need 'task' (or a samples_<task>_*.jsonl name) and "
-                                 f"'response' (or 'resps')")
-            doc = obj.get("doc") or {}
-            for did in {str(obj.get("id", doc.get("id", obj.get("doc_id")))), str(obj.get("doc_id"))}:
-                if did != "None":
-                    answers[(task, did)] = text
+                                 f"'response' (or an lm-eval sample's 'resps')")
+            for did in ids - {"None"}:
+                answers[(task, did)] = text
     return answers
 
 
 def run_cli(argv: Sequence[str]) -> int:
-    """``halt-eval run``: lm-eval's own CLI with the halt tasks included and models registered."""
+    """``halt-eval run``: lm-eval's own CLI with the halt tasks included, ``halt-replay``
+    registered and the judge flags passed to the tasks as ``--metadata``."""
+    from halt_eval.judges.llm import add_cli_arguments
+
     parser = argparse.ArgumentParser(
         prog="halt-eval run", add_help=False,
         description="Runs lm-eval with --include_path set to the halt tasks and the halt-replay "
-                    "model registered. Every other argument goes to lm-eval unchanged.")
-    parser.add_argument("--judge-backend", choices=["none", "vllm", "openai"],
-                        help="LLM judge backend (default: embedded judges only)")
-    parser.add_argument("--judge-model", help="model path or name for the LLM judge")
-    parser.add_argument("--judge-base-url", help="OpenAI-compatible server URL (backend openai)")
-    parser.add_argument("--judge-cache", help="SQLite cache file for LLM replies and verdicts")
-    parser.add_argument("--llm-split", action="store_true", help="split atomic facts with the LLM")
+                    "model registered. The options below reach the tasks as --metadata keys "
+                    "(judge_backend, judge_model, ..., corpus, data_dir); every other argument "
+                    "goes to lm-eval unchanged.")
+    add_cli_arguments(parser)
     parser.add_argument("--corpus", help="reference corpus for bio/med (FActScore SQLite or JSONL)")
     parser.add_argument("--data-dir", help="local data directory (default: $HALT_DATA_DIR)")
     parser.add_argument("--bootstrap-iters", type=int, metavar="N",
@@ -268,33 +266,78 @@ def run_cli(argv: Sequence[str]) -> int:
         parser.print_help()
         print("\nlm-eval's own options follow.\n")
         rest = ["--help"]
-    for name, env in ENV_FLAGS.items():
-        value = getattr(ours, name, None)
-        if value:
-            os.environ[env] = "1" if value is True else str(value)
-    if ours.data_dir:
-        os.environ["HALT_DATA_DIR"] = ours.data_dir
+    metadata = _metadata_from(ours, rest)
+    if metadata is not None:
+        rest = _without_option(rest, "--metadata") + ["--metadata", json.dumps(metadata)]
     import lm_eval.models  # noqa: F401 - the built-in models must register before ours
-
-    from lm_eval.__main__ import cli_evaluate
+    from lm_eval._cli import HarnessCLI
+    from lm_eval.utils import setup_logging
 
     _replay_class()
-    if ours.bootstrap_iters is not None:
-        _set_bootstrap_iters(ours.bootstrap_iters)
     if "--include_path" not in rest and "--help" not in rest:
         rest = ["--include_path", tasks_path(), *rest]
-    sys.argv = ["lm_eval", "run", *rest]
+    if ours.bootstrap_iters is not None and ours.bootstrap_iters < 0:
+        raise SystemExit("halt-eval run: --bootstrap-iters must be 0 or more")
+    setup_logging()
+    cli = HarnessCLI()
     try:
-        cli_evaluate()
+        with _bootstrap_iters(ours.bootstrap_iters):
+            cli.execute(cli._parser.parse_args(["run", *rest]))
     except SystemExit as e:
-        return int(e.code or 0)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return 0
 
 
-def _set_bootstrap_iters(n: int) -> None:
-    """lm-eval 0.4.13's CLI has no option for it; its run command calls ``lm_eval.simple_evaluate``."""
+@contextlib.contextmanager
+def _bootstrap_iters(n: int | None):
+    """lm-eval 0.4.13's CLI has no option for it: its run command calls
+    ``lm_eval.simple_evaluate``, which takes ``bootstrap_iters``. Bound for this call only and
+    restored after, so nothing outlives the command."""
+    if n is None:
+        yield
+        return
     import functools
 
     import lm_eval
 
-    lm_eval.simple_evaluate = functools.partial(lm_eval.simple_evaluate, bootstrap_iters=n)
+    original = lm_eval.simple_evaluate
+    lm_eval.simple_evaluate = functools.partial(original, bootstrap_iters=n)
+    try:
+        yield
+    finally:
+        lm_eval.simple_evaluate = original
+
+
+def _metadata_from(ours: argparse.Namespace, rest: list[str]) -> dict[str, Any] | None:
+    """The user's ``--metadata`` with our flags added (ours win); ``None`` when there is nothing."""
+    from halt_eval.judges.llm import options_from_args
+
+    given: dict[str, Any] = {}
+    for i, arg in enumerate(rest):
+        value = rest[i + 1] if arg == "--metadata" and i + 1 < len(rest) else (
+            arg.split("=", 1)[1] if arg.startswith("--metadata=") else None)
+        if value is not None:
+            try:
+                given = json.loads(value)
+            except json.JSONDecodeError as e:
+                raise SystemExit(f"halt-eval run: --metadata is not JSON ({e.msg})") from None
+    llm = options_from_args(ours).to_dict()
+    extra = {"judge_backend": llm.get("backend"), "judge_model": llm.get("model"),
+             "judge_base_url": llm.get("base_url"), "judge_cache": llm.get("cache_path"),
+             "llm_split": bool(llm.get("split")) or None, "corpus": ours.corpus, "data_dir": ours.data_dir}
+    extra = {k: v for k, v in extra.items() if v not in (None, "", "none")}
+    if not extra and not given:
+        return None
+    return {**given, **extra}
+
+
+def _without_option(args: list[str], name: str) -> list[str]:
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out

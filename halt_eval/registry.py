@@ -1,4 +1,4 @@
-"""Named judges, splitters and per-domain defaults.
+"""Named judges and splitters (what each domain uses is in its record, ``halt_eval.domains``).
 
 Entries are import strings resolved on first use, so ``import halt_eval`` loads no sympy,
 torch or vllm. ``get_judge`` and ``get_splitter`` build an instance from keyword arguments;
@@ -8,12 +8,9 @@ the arguments are recorded (``JudgeSpec``) in run headers and key the verdict ca
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from halt_eval.types import Domain, FragmentKind, Judge, Splitter
-
-NDesiredMode = Literal["reference", "reference_recall"] | str  # or "fixed:K"
+from halt_eval.types import Judge, Splitter
 
 JUDGES: dict[str, str] = {
     "sympy": "halt_eval.judges.sympy_math:SympyJudge",
@@ -31,46 +28,12 @@ SPLITTERS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class DomainSpec:
-    """How a domain is scored by default.
-
-    Attributes:
-        domain: The domain name.
-        kind: Fragment structure: ``dependent`` (wrong after the first error) or ``independent``.
-        splitter: Registry name of the default splitter.
-        judge: Registry name of the default judge.
-        n_desired: ``reference`` (fragments of the reference answer, cut the same way),
-            ``fixed:K``, or ``reference_recall`` (share of reference statements covered).
-        reference_text: Reference fields holding the reference answer that ``reference``
-            mode splits, tried in order.
-    """
-
-    domain: Domain
-    kind: FragmentKind
-    splitter: str
-    judge: str
-    n_desired: NDesiredMode
-    reference_text: tuple[str, ...] = field(default_factory=tuple)
-
-
-# Biographies have no reference answer to count against. HALT's Wikipedia answers held about
-# 9.6 fragments on average, so a complete biography is taken to need 10 facts.
-BIO_FIXED_K = 10
-
-DOMAINS: dict[str, DomainSpec] = {
-    "math": DomainSpec("math", "dependent", "math_steps", "sympy", "reference", ("solution",)),
-    "code": DomainSpec("code", "dependent", "code_lines", "sandbox", "reference", ("solution",)),
-    "bio": DomainSpec("bio", "independent", "atomic_facts", "retrieval", f"fixed:{BIO_FIXED_K}"),
-    "med": DomainSpec("med", "independent", "atomic_facts", "retrieval", "reference_recall"),
-}
-
-
 def _load(table: dict[str, str], kind: str, name: str) -> Any:
-    try:
-        target = table[name]
-    except KeyError:
-        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}") from None
+    """A registered name, or ``module:ATTRIBUTE`` for a judge or splitter outside the registry."""
+    target = table.get(name) or (name if ":" in name else None)
+    if target is None:
+        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))} "
+                         f"(or module:ATTRIBUTE)")
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -90,9 +53,13 @@ def get_splitter(name: str, **kwargs: Any) -> Splitter:
     return _load(SPLITTERS, "splitter", name)(**kwargs)
 
 
-def domain_spec(domain: str) -> DomainSpec:
-    """The default scoring setup of ``domain``."""
-    try:
-        return DOMAINS[domain]
-    except KeyError:
-        raise ValueError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}") from None
+def spec_of(component: Any) -> dict[str, Any]:
+    """What a judge or splitter records about itself: its ``spec()`` when it has one, else
+    ``{"name", "version"}``."""
+    spec = getattr(component, "spec", None)
+    if callable(spec):
+        return dict(spec())
+    if isinstance(spec, dict):
+        return dict(spec)
+    return {"name": getattr(component, "name", type(component).__name__),
+            "version": str(getattr(component, "version", "?"))}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from halt_eval.io import first_text, iter_json_lines
+from halt_eval.io import first_text, is_sample, iter_json_lines, parse_sample
 from halt_eval.types import RowError, ScoredResponse
 
 RunSource = Literal["score", "lm-eval"]
@@ -256,12 +256,13 @@ def _read_rows(f: Path, *, default_task: str) -> tuple[list[ScoredResponse] | No
 def _sample_rows(sample: Mapping[str, Any], where: str) -> list[dict[str, Any]] | None:
     """The scored rows of one lm-eval sample, or ``None`` when it holds none.
 
-    Current samples hold each answer's full row in ``filtered_resps`` (a list of rows; with
+    Current samples hold each answer's full row in ``filtered_resps`` (read by the one sample
+    reader, ``halt_eval.io.parse_sample``: a list of rows as JSON text; with
     ``repeats``, several, numbered by ``sample`` when they are not already). Older samples hold
     the row in ``details`` and ``fragments``, with ``prompt``, ``reference`` and ``response``
     left to ``doc`` and ``resps``. Missing fields are taken from the sample either way.
     """
-    found = _row_dicts(sample.get("filtered_resps"))
+    found = parse_sample(sample, where).rows if is_sample(sample) else None
     if found:
         rows = [dict(r) for r in found]
         if len(rows) > 1:
@@ -275,15 +276,6 @@ def _sample_rows(sample: Mapping[str, Any], where: str) -> list[dict[str, Any]] 
     else:
         return None
     return [_complete_from_sample(row, sample, where) for row in rows]
-
-
-def _row_dicts(value: Any) -> list[Mapping[str, Any]]:
-    """Scored rows (objects with ``fragments``) in a possibly nested list, in order."""
-    if isinstance(value, Mapping):
-        return [value] if "fragments" in value else []
-    if isinstance(value, (list, tuple)):
-        return [row for item in value for row in _row_dicts(item)]
-    return []
 
 
 def _complete_from_sample(row: dict[str, Any], sample: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from halt_eval.registry import DomainSpec, domain_spec
+from halt_eval.domains import Domain, get_domain
+from halt_eval.registry import spec_of
+from halt_eval.rules import apply_dependent_rule
 from halt_eval.split import DEFAULT_MARKERS, cut_at_marker, locate, strip_markers
 from halt_eval.types import (
     Fragment,
@@ -56,7 +58,7 @@ class Scorer:
     Build with ``Scorer.for_domain``; call ``score`` on batches.
     """
 
-    spec: DomainSpec
+    domain: Domain
     splitter: Splitter
     judge: Judge
     config: ScoreConfig = field(default_factory=ScoreConfig)
@@ -64,41 +66,55 @@ class Scorer:
     @classmethod
     def for_domain(
         cls,
-        domain: str,
+        domain: str | Domain,
         *,
         judge: Judge | None = None,
         splitter: Splitter | None = None,
         config: ScoreConfig | None = None,
-        judge_kwargs: dict | None = None,
+        judge_kwargs: Mapping[str, Any] | None = None,
         llm: Mapping[str, Any] | None = None,
     ) -> Scorer:
-        """The domain's default splitter and judge, unless given.
+        """The domain's splitter and judge, unless given.
 
         Args:
-            domain: ``math``, ``code``, ``bio`` or ``med``.
-            judge: A judge to use instead of the domain's default.
-            splitter: A splitter to use instead of the domain's default.
+            domain: A domain name (``math``, ``code``, ``bio``, ``med``, a plugin's name or
+                ``module:ATTR``) or a ``Domain`` record.
+            judge: A judge to use instead of the domain's.
+            splitter: A splitter to use instead of the domain's.
             config: Marker and completeness options.
-            judge_kwargs: Keyword arguments for the default judge.
+            judge_kwargs: Options for the domain's judge, on top of the record's own.
             llm: LLM judge options (``backend``, ``model``, ``base_url``, ``cache_path``,
-                ``split``); with a backend other than ``none`` the LLM judge wraps the
-                embedded one and takes what it cannot decide.
+                ``split``); with a backend other than ``none`` the LLM judge takes what the
+                embedded judge could not decide (``halt_eval.judges.compose``).
         """
         from halt_eval.registry import get_judge, get_splitter
 
-        spec = domain_spec(domain)
-        judge = judge or get_judge(spec.judge, **(judge_kwargs or {}))
-        splitter = splitter or get_splitter(spec.splitter)
+        record = get_domain(domain)
+        judge = judge or get_judge(record.judge, **{**record.judge_kwargs, **(judge_kwargs or {})})
+        splitter = splitter or get_splitter(record.splitter, **record.splitter_kwargs)
         if llm and llm.get("backend", "none") != "none":
-            from halt_eval.judges.llm import LLMOptions, build
+            from halt_eval.judges.compose import compose
+            from halt_eval.judges.llm import LLMFactSplitter, LLMJudge, LLMOptions
 
-            judge, splitter = build(domain, embedded_judge=judge, embedded_splitter=splitter,
-                                    options=LLMOptions.from_mapping(llm))
-        return cls(spec=spec, splitter=splitter, judge=judge, config=config or ScoreConfig())
+            options = LLMOptions.from_mapping(llm)
+            if record.llm_policy is None:
+                raise ValueError(f"domain {record.name!r} has no LLM judge policy")
+            judge = compose(judge, LLMJudge(policy=record.llm_policy, options=options,
+                                            **record.llm_policy_options))
+            if options.split and record.llm_splitter:
+                splitter = LLMFactSplitter(options=options)
+        return cls(domain=record, splitter=splitter, judge=judge, config=config or ScoreConfig())
 
     @property
     def n_desired_mode(self) -> str:
-        return self.config.n_desired or self.spec.n_desired
+        return self.config.n_desired or self.domain.n_desired
+
+    def spec(self) -> dict[str, Any]:
+        """What decided the verdicts: the judge's and the splitter's specs, the domain and the
+        completeness mode. Every scored row carries it."""
+        return {"domain": self.domain.name, "judge": spec_of(self.judge),
+                "splitter": spec_of(self.splitter), "n_desired": self.n_desired_mode,
+                "markers": list(self.config.markers)}
 
     def score(self, responses: Sequence[Response]) -> list[ScoredResponse]:
         """Score a batch. Never raises over one bad response: it gets an ``error``."""
@@ -111,14 +127,13 @@ class Scorer:
         pieces = self._split(responses, [c.text for c, _ in cuts])
         requests = []
         for r, (cut, over), ps in zip(responses, cuts, pieces):
-            frags = [Fragment(i, p.text, p.span, self.spec.kind) for i, p in enumerate(ps)]
+            frags = [Fragment(i, p.text, p.span, self.domain.kind) for i, p in enumerate(ps)]
             requests.append(JudgeRequest(r, tuple(frags), cut.marker_offset))
         judgements = self._judge(requests)
         desired = self._n_desired(responses)
-        out = []
-        for req, (cut, over), judgement, n_des in zip(requests, cuts, judgements, desired):
-            out.append(self._assemble(req, cut, over, judgement, n_des))
-        return out
+        spec = self.spec()
+        return [self._assemble(req, cut, over, judgement, n_des, spec)
+                for req, (cut, over), judgement, n_des in zip(requests, cuts, judgements, desired)]
 
     def _split(self, responses: Sequence[Response], texts: list[str]) -> list[list[Piece]]:
         todo = [i for i, r in enumerate(responses) if r.fragments is None and texts[i].strip()]
@@ -156,7 +171,7 @@ class Scorer:
             )
         texts: list[str] = []
         for r in responses:
-            ref = next((r.reference.get(k) for k in self.spec.reference_text
+            ref = next((r.reference.get(k) for k in self.domain.reference_text
                         if isinstance(r.reference.get(k), str) and r.reference.get(k).strip()), None)
             # Without a reference answer, a complete answer is taken to be the whole given
             # answer (marker included), so completeness falls back to correctness unless solved.
@@ -164,19 +179,19 @@ class Scorer:
         pieces = self.splitter.split(texts, list(responses))
         return [len(p) or None for p in pieces]
 
-    def _assemble(self, req, cut, over, judgement: Judgement, n_desired) -> ScoredResponse:
+    def _assemble(self, req, cut, over, judgement: Judgement, n_desired, spec) -> ScoredResponse:
         r = req.response
         frags = list(req.fragments)
         verdicts = list(judgement.verdicts)
         if over:
             limit = self.config.max_answer_chars
             frags.append(Fragment(len(frags), r.text[limit:limit + 200], (limit, len(r.text)),
-                                  self.spec.kind))
+                                  self.domain.kind))
             verdicts.append(Verdict(
                 "unverifiable", "halt_eval", "over_length",
                 f"{len(r.text) - limit} characters past the {limit}-character limit were not judged",
             ))
-        if self.spec.kind == "dependent":
+        if self.domain.kind == "dependent":
             verdicts = apply_dependent_rule(verdicts)
         abstained = cut.marker_offset is not None or not frags
         return ScoredResponse(
@@ -190,6 +205,7 @@ class Scorer:
             marker_offset=cut.marker_offset,
             evidence=judgement.evidence,
             error=judgement.error,
+            judge_spec=spec,
         )
 
 
@@ -203,28 +219,6 @@ def _before_marker(fragments: Sequence[str], markers: Sequence[str]) -> list[str
         if cut.marker_offset is not None:
             break
     return kept
-
-
-def apply_dependent_rule(verdicts: Sequence[Verdict]) -> list[Verdict]:
-    """Every verdict after the first ``incorrect`` one becomes ``incorrect``.
-
-    The replaced verdict keeps the judge's own label and reason in its evidence.
-    """
-    out = list(verdicts)
-    first = next((i for i, v in enumerate(out) if v.label == "incorrect"), None)
-    if first is None:
-        return out
-    for i in range(first + 1, len(out)):
-        v = out[i]
-        out[i] = replace(
-            v,
-            label="incorrect",
-            reason="after_first_error",
-            explanation=f"follows the first incorrect fragment (#{first})",
-            evidence={"first_error": first, "own_label": v.label, "own_reason": v.reason,
-                      **dict(v.evidence)},
-        )
-    return out
 
 
 def _failed(judge: Judge, req: JudgeRequest, why: str) -> Judgement:
@@ -259,7 +253,7 @@ def score(responses: Sequence[Response], *, config: ScoreConfig | None = None,
     Returns:
         One ``ScoredResponse`` per response, in order.
     """
-    by_domain: dict[str, list[int]] = {}
+    by_domain: dict[str, list[int]] = {}  # domain name -> indices
     for i, r in enumerate(responses):
         by_domain.setdefault(r.domain, []).append(i)
     out: list[ScoredResponse | None] = [None] * len(responses)

@@ -1,10 +1,4 @@
-"""Names the halt task YAMLs bind; everything lives in ``halt_eval.lmeval``."""
+"""Names the halt task YAMLs bind; everything lives in ``halt_eval.lmeval`` and the catalogue."""
 
-from halt_eval.lmeval import (  # noqa: F401
-    count_fragments,
-    count_records,
-    load,
-    micro_correctness,
-    process_results,
-    score_filter,
-)
+from halt_eval.catalogue import micro_correctness  # noqa: F401
+from halt_eval.lmeval import load, process_results, score_filter  # noqa: F401

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from halt_eval.domains import Domain
 from halt_eval.types import Judgement, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 CASES = Path(__file__).resolve().parent / "cases"
+# halt-eval finds user data only through --data-dir / HALT_DATA_DIR / task metadata; the tests
+# read the project's shared data beside the checkout.
+os.environ.setdefault("HALT_DATA_DIR", str(SHARED_DATA))
+
+
+def toy_domain(kind: str = "independent", n_desired: str = "fixed:3", name: str = "toy",
+               judge: str = "labels", splitter: str = "sentences") -> Domain:
+    """A domain record for tests that build a ``Scorer`` by hand."""
+    return Domain(name=name, description="test domain", kind=kind, fragment="sentence",  # type: ignore[arg-type]
+                  splitter=splitter, judge=judge, n_desired=n_desired, reference_text=("solution",))
 
 
 def load_cases(name: str) -> list[dict]:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 
-from conftest import LabelJudge
+from conftest import LabelJudge, toy_domain
 from halt_eval.io import read_responses
-from halt_eval.registry import DomainSpec
 from halt_eval.score import ScoreConfig, Scorer
 from halt_eval.split import SentenceSplitter
 from halt_eval.types import Judgement, Response, Verdict
 
 
 def _scorer(judge, kind="independent", **config):
-    spec = DomainSpec("bio", kind, "sentences", judge.name, "fixed:3")
-    return Scorer(spec, SentenceSplitter(), judge, ScoreConfig(**config))
+    return Scorer(toy_domain(kind, "fixed:3", judge=judge.name), SentenceSplitter(), judge,
+                  ScoreConfig(**config))
 
 
 class RaisingJudge:

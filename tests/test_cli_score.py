@@ -50,7 +50,8 @@ def test_a_broken_line_is_named_exit_1_and_the_rest_is_written(tmp_path, capsys)
 def test_resume_scores_only_the_ids_not_yet_written(tmp_path):
     inp = _write(tmp_path / "in.jsonl", [GOOD, WRONG])
     out = tmp_path / "out.jsonl"
-    _write(out, [{"id": "g1", "marker": "kept from the first run", "fragments": [], "n_given": 0, "n_correct": 0}])
+    assert main(["score", str(_write(tmp_path / "first.jsonl", [GOOD])), "--domain", "math", "-o", str(out)]) == 0
+    _write(out, [dict(_rows(out)[0], marker="kept from the first run")])
     assert main(["score", str(inp), "--domain", "math", "-o", str(out), "--resume"]) == 0
     rows = _rows(out)
     assert [r["id"] for r in rows] == ["g1", "g2"] and rows[0]["marker"] == "kept from the first run"
@@ -58,9 +59,8 @@ def test_resume_scores_only_the_ids_not_yet_written(tmp_path):
 
 def test_an_unknown_option_value_is_refused_with_the_allowed_values(tmp_path, capsys):
     inp = _write(tmp_path / "in.jsonl", [GOOD])
-    with pytest.raises(SystemExit) as e:
-        main(["score", str(inp), "--domain", "chemistry", "-o", str(tmp_path / "o.jsonl")])
-    assert e.value.code == 2 and "math" in capsys.readouterr().err
+    assert main(["score", str(inp), "--domain", "chemistry", "-o", str(tmp_path / "o.jsonl")]) == 2
+    assert "unknown domain 'chemistry'; known: math, code, bio, med" in capsys.readouterr().err
 
 
 def test_an_extra_marker_reaches_the_scorer(tmp_path):

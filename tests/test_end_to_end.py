@@ -30,10 +30,11 @@ def _env(**extra):
 
 def _dev_topic_indices(n: int) -> tuple[list[int], list[str]]:
     """Indices in halt_bio of the first n entities with human labels here (the dev half)."""
-    from halt_eval.data import _PACKAGED_ENTITIES, factscore_topics
+    from halt_eval.data import factscore_topics
+    from halt_eval.domains.bio import packaged_topics
 
     labelled = set(factscore_topics(SHARED_DATA / "bio" / "factscore"))
-    topics = [t.strip() for t in _PACKAGED_ENTITIES.read_text().splitlines() if t.strip()]
+    topics = packaged_topics()
     dev = [(i, t) for i, t in enumerate(topics) if t in labelled][:n]
     return [i for i, _ in dev], [t for _, t in dev]
 

@@ -10,19 +10,22 @@ import yaml
 
 from conftest import LabelJudge
 from halt_eval import lmeval
-from halt_eval.metrics import METRICS
-from halt_eval.registry import domain_spec
+from halt_eval.catalogue import lmeval_metric_list, micro_correctness
+from halt_eval.domains import get_domain
 from halt_eval.score import ScoreConfig, Scorer
 from halt_eval.split import SentenceSplitter
 
 TASKS_DIR = Path(lmeval.tasks_path())
 TASK_YAMLS = sorted(p for p in TASKS_DIR.glob("halt_*/*.yaml"))
-OWN_KEYS = {"fragments", "details"}
+
+
+def _template_metric_list() -> list[dict]:
+    template = (TASKS_DIR / "_halt_template_yaml").read_text()
+    return yaml.load(template, Loader=_FunctionTolerantLoader)["metric_list"]
 
 
 def _metric_list() -> list[str]:
-    template = (TASKS_DIR / "_halt_template_yaml").read_text()
-    return [m["metric"] for m in yaml.load(template, Loader=_FunctionTolerantLoader)["metric_list"]]
+    return [m["metric"] for m in _template_metric_list()]
 
 
 class _FunctionTolerantLoader(yaml.SafeLoader):
@@ -32,8 +35,14 @@ class _FunctionTolerantLoader(yaml.SafeLoader):
 _FunctionTolerantLoader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
 
 
-def test_every_metric_key_is_in_the_catalogue():
-    assert set(_metric_list()) - OWN_KEYS <= set(METRICS)
+def test_the_template_metric_list_is_the_catalogues_and_holds_only_real_metrics():
+    assert _template_metric_list() == lmeval_metric_list()
+    assert not {"fragments", "details"} & set(_metric_list())
+
+
+def _label_scorer(monkeypatch, judge=None):
+    monkeypatch.setattr(lmeval, "scorer_for", lambda domain, options: Scorer(
+        get_domain(domain), SentenceSplitter(), judge or LabelJudge(), ScoreConfig()))
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +79,12 @@ def test_task_loads_offline_and_process_results_returns_exactly_the_metric_list(
     assert isinstance(task.doc_to_text(doc), str) and task.doc_to_text(doc).strip()
     assert json.loads(doc["reference"]) is not None and doc["task"] == name
 
-    spec = domain_spec(doc["domain"])
-    monkeypatch.setattr(lmeval, "_scorer", lambda t, d: Scorer(spec, SentenceSplitter(), LabelJudge(), ScoreConfig()))
-    out = lmeval.process_results(doc, ["First claim here. Second claim here."])
+    assert json.loads(doc["options"])["domain"] == doc["domain"]
+    _label_scorer(monkeypatch)
+    [rows] = lmeval.score_filter([["First claim here. Second claim here."]], [doc])
+    out = lmeval.process_results(doc, [rows])
     assert sorted(out) == sorted(_metric_list())
-    assert len(out["fragments"]) == 2 and out["details"]["id"] == doc["id"]
+    assert out["n_given"] == 2 and json.loads(rows[0])["id"] == doc["id"]
 
 
 def test_filter_scores_the_whole_task_once_and_process_results_reads_it(monkeypatch):
@@ -85,26 +95,40 @@ def test_filter_scores_the_whole_task_once_and_process_results_reads_it(monkeypa
             calls.append(len(batch))
             return super().judge(batch)
 
-    spec = domain_spec("bio")
-    monkeypatch.setattr(lmeval, "_scorer", lambda t, d: Scorer(spec, SentenceSplitter(), CountingJudge(), ScoreConfig()))
+    _label_scorer(monkeypatch, CountingJudge())
     ref = json.dumps({"labels": ["correct", "incorrect", "correct"]})
     docs = [{"id": str(i), "task": "halt_bio", "domain": "bio", "prompt": "p", "reference": ref} for i in range(5)]
     resps = [[f"Claim one {i}. Claim two. Claim three."] for i in range(5)]
-    assert lmeval.score_filter(resps, docs) == resps
+    filtered = lmeval.score_filter(resps, docs)
     assert calls == [5]
-    out = lmeval.process_results(docs[2], resps[2])
-    assert calls == [5]  # read from the batch, not scored again
+    out = lmeval.process_results(docs[2], [filtered[2]])
+    assert calls == [5]  # read from the rows the filter returned, not scored again
     assert out["n_given"] == 3 and out["n_correct"] == 2
     assert out["correctness"] == pytest.approx(2 / 3) and out["micro_correctness"] == [2, 3]
-    assert [f["verdict"] for f in out["fragments"]] == ["correct", "incorrect", "correct"]
-    assert out["details"]["id"] == "2" and "fragments" not in out["details"]
+    row = json.loads(filtered[2][0])
+    assert [f["verdict"] for f in row["fragments"]] == ["correct", "incorrect", "correct"]
+    assert row["id"] == "2" and row["rules_version"] == "2" and row["judge_spec"]["judge"]["name"] == "labels"
+
+
+def test_process_results_without_the_filters_rows_says_how_to_fix_the_yaml():
+    doc = {"id": "0", "task": "halt_bio", "domain": "bio", "prompt": "p", "reference": "{}"}
+    with pytest.raises(RuntimeError, match="must keep the 'halt' filter"):
+        lmeval.process_results(doc, [["a raw answer"]])
+
+
+def test_metadata_wins_over_the_environment_and_both_are_recorded(monkeypatch):
+    monkeypatch.setenv("HALT_JUDGE_BACKEND", "vllm")
+    monkeypatch.setenv("HALT_CORPUS", "/env/corpus.jsonl")
+    options = lmeval.scoring_options({"judge_backend": "openai", "n_desired": "fixed:4"})
+    assert options["judge_backend"] == "openai" and options["corpus"] == "/env/corpus.jsonl"
+    assert options["from"] == {"judge_backend": "metadata", "corpus": "env:HALT_CORPUS",
+                               "n_desired": "metadata"}
 
 
 def test_undefined_correctness_is_nan_so_nanmean_leaves_it_out(monkeypatch):
-    spec = domain_spec("bio")
-    monkeypatch.setattr(lmeval, "_scorer", lambda t, d: Scorer(spec, SentenceSplitter(), LabelJudge(), ScoreConfig()))
+    _label_scorer(monkeypatch)
     doc = {"id": "0", "task": "halt_bio", "domain": "bio", "prompt": "p", "reference": "{}"}
-    out = lmeval.process_results(doc, ["Unsure from Here."])
+    out = lmeval.process_results(doc, lmeval.score_filter([["Unsure from Here."]], [doc]))
     assert out["correctness"] != out["correctness"]  # NaN
     assert out["abstained"] == 1.0 and out["n_given"] == 0 and out["f1"] == 0.0
-    assert lmeval.micro_correctness([[0, 0], [2, 4]]) == 0.5
+    assert micro_correctness([[0, 0], [2, 4]]) == 0.5

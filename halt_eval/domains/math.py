@@ -1,0 +1,50 @@
+"""Math: reasoning steps (dependent), checked by sympy against the reference solution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from halt_eval.domains.base import ABSTAIN_HINT, Domain, Source
+
+
+def prompt(problem: str) -> str:
+    """The prompt every math task asks."""
+    return ("Solve the following problem step by step. Put the final answer in \\boxed{}. "
+            f"{ABSTAIN_HINT}\n\nProblem: {problem}")
+
+
+def load_math500(rows: list[dict[str, Any]], *, task: str, domain: Domain, source: str) -> list[dict]:
+    return [domain.doc(task, "math500", r.get("unique_id", i), prompt(r["problem"]),
+                       {"answer": r["answer"], "solution": r["solution"]})
+            for i, r in enumerate(rows)]
+
+
+def load_gsm8k(rows: list[dict[str, Any]], *, task: str, domain: Domain, source: str) -> list[dict]:
+    docs = []
+    for i, r in enumerate(rows):
+        final = r["answer"].rsplit("####", 1)[-1].strip().replace(",", "")
+        docs.append(domain.doc(task, "gsm8k", i, prompt(r["question"]),
+                               {"answer": final, "solution": r["answer"]}))
+    return docs
+
+
+DOMAIN = Domain(
+    name="math",
+    description="reasoning steps, each claim and the final answer checked by sympy against the reference",
+    kind="dependent",
+    fragment="reasoning step",
+    splitter="math_steps",
+    judge="sympy",
+    n_desired="reference",
+    reference_text=("solution",),
+    reference_help='{"answer": str, "solution": str}  (either may be missing)',
+    sources={
+        "math500": Source("math500", "halt_eval.domains.math:load_math500",
+                          local="math/math-500/test.jsonl",
+                          hub=("HuggingFaceH4/MATH-500", None, "test"), license="MIT"),
+        "gsm8k": Source("gsm8k", "halt_eval.domains.math:load_gsm8k",
+                        local="math/gsm8k/test.jsonl",
+                        hub=("openai/gsm8k", "main", "test"), license="MIT"),
+    },
+    llm_policy="math_first_error",
+)
