@@ -1,7 +1,15 @@
 """The code judge: runs an answer's tests in a bubblewrap sandbox and finds its first wrong line.
 
 Fragments are the answer's code lines (``code_lines.CodeLineSplitter``); the domain is
-dependent, so ``score.py`` turns every line after the first incorrect one incorrect.
+dependent, so ``score.py`` turns every line after the first incorrect one incorrect (the
+judge leaves those lines ``unverifiable`` [``past_first_error``]; it only judges). The
+scorer cuts the answer at the abstention marker; the judge reads ``JudgeRequest.text``.
+
+Verdicts the answer cannot forge: the answer's process only evaluates the calls the tests
+make and sends their values back as plain data; the comparison with the expected outputs
+(which the answer never receives) happens in this process (``_sandbox_split``,
+``_sandbox_wire``). Tests that cannot be split so run whole in the sandbox, and the
+response evidence says ``trusted_comparison: false`` (with ``untrusted_tests``).
 
 Line verdicts (reason codes in brackets):
 
@@ -29,20 +37,24 @@ Line verdicts (reason codes in brackets):
   [``cut_prefix``], the dropped unfinished lines ``unverifiable`` [``cut_incomplete``], and
   ``solved`` is False, so completeness (correct lines against the reference solution's
   lines) gives only partial credit.
+- The program's own fault, blamed on its entry line: it ignored its timers and was
+  killed [``timeout``], ended before reporting every test [``early_exit``], flooded its
+  output [``output_limit``], passed the sandbox's memory budget [``memory_limit``] or
+  wrote malformed, oversized or too deeply nested data to its result channel
+  [``bad_result``]. None of these re-runs anything.
 - ``unverifiable`` when the judge cannot tell: no usable reference [``no_reference``,
-  ``bad_reference``], the reference solution itself fails on every input
-  [``reference_fails``], the sandbox was killed before any result (wall clock,
-  output cap) [``wall_timeout``, ``output_limit``], the sandbox produced no result
-  [``sandbox_error``], or a pre-split fragment is not a code line [``not_code_line``].
-  A run killed after a test failed, or one that ends without reporting (``os._exit``, a
-  signal), is judged on the tests it reported.
+  ``bad_reference``, including a non-string ``setup``], the reference solution itself
+  fails on every input [``reference_fails``], the sandbox itself failed (twice in a row
+  for this program) [``sandbox_error``], or a pre-split fragment is not a code line
+  [``not_code_line``].
 
 Reference formats (``reference_from`` builds them from raw dataset rows):
 
 - MBPP: ``{"tests": [assert str], "setup": str, "solution": str}``; setup runs after the answer.
 - HumanEval: ``{"test", "entry_point", "prompt", "solution"}``; when the answer has no
   ``def <entry_point>``, the prompt is prepended (the answer is taken as a completion).
-  Each top-level assert statement of ``check``'s body is one test.
+  Each top-level statement of ``check``'s body that contains an assert is one test;
+  the others are setup.
 - APPS stdin/stdout: ``{"io": [{"input": str, "output": str}]}``, whitespace-tolerant.
 - APPS call-based: ``{"io": [{"input": str, "output": value}], "fn_name", "starter_code"}``;
   an input holds one argument per line (all of it when the function takes one argument;
