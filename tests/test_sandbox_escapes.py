@@ -209,7 +209,7 @@ def _attacks(port: int) -> dict[str, str]:
                 except OSError:
                     return "contained"
         """,
-        "forked_children_share_one_memory_budget": """
+        "zz_forked_children_share_one_memory_budget": """
             import os, time
             def probe():
                 kids = []
@@ -299,8 +299,6 @@ EXPECTED = {
     "kill_the_parent": (True, "tests_pass"),  # PID 1 of the namespace ignores it; the host is out of reach
     "dev_is_minimal_and_readonly": (True, "tests_pass"),
     "tmp_is_capped": (True, "tests_pass"),
-    # The cgroup's OOM kill takes a child (the probe sees it) or the whole program.
-    "forked_children_share_one_memory_budget": {(True, "tests_pass"), (False, "memory_limit")},
     "nested_namespaces_and_seccomp": (True, "tests_pass"),
     "host_environment_via_proc_1": (True, "tests_pass"),
 }
@@ -313,7 +311,7 @@ def outcome():
     port = srv.getsockname()[1]
     try:
         judge = SandboxJudge(test_timeout_s=2.0, max_run_s=10.0)
-        attacks = _attacks(port)
+        attacks = {k: v for k, v in _attacks(port).items() if not k.startswith("zz_")}
         responses = [Response(name, "code", "", textwrap.dedent(src).strip() + "\n", REF)
                      for name, src in attacks.items()]
         start = time.monotonic()
@@ -368,3 +366,17 @@ def test_the_sandbox_reports_the_caps_it_enforces():
     # One memory budget per sandbox needs a memory cgroup we may create; say so when absent.
     if desc["memory_cgroup"] is None:
         pytest.skip("no writable memory cgroup here: only per-process limits hold")
+
+
+def test_forked_children_share_one_memory_budget():
+    """Run alone, with room to thrash: the cgroup's OOM kill takes a child (the probe sees
+    it) or the whole program (memory_limit); four children never hold 1.8 GB at once."""
+    judge = SandboxJudge(test_timeout_s=10.0, max_run_s=60.0, workers=1)
+    if judge.sandbox.describe()["memory_cgroup"] is None:
+        pytest.skip("no writable memory cgroup here: only per-process limits hold")
+    src = _attacks(0)["zz_forked_children_share_one_memory_budget"]
+    [s] = Scorer.for_domain("code", judge=judge).score(
+        [Response("mem", "code", "", textwrap.dedent(src).strip() + "\n", REF)])
+    judge.close()
+    first = next((v for v in s.verdicts if v.reason != "before_first_error"), s.verdicts[0])
+    assert (s.solved, first.reason) in {(True, "tests_pass"), (False, "memory_limit")}, dict(s.evidence)
