@@ -1,28 +1,29 @@
-"""The test runner that executes inside the sandbox (standard library only).
+"""The program that runs inside the sandbox (standard library only).
 
-The harness ships this file and a ``job.json`` into the sandbox and runs this file. It
-loads the answer (compiled under the file name ``ANSWER_FILE`` so tracebacks and coverage
-point at answer lines), runs the tests one at a time, each under its own timer, and writes
-one JSON object per line to the result channel (the original stdout; the program's own
-output goes to stderr or, for stdin/stdout tests, to a per-test buffer):
+It has two roles in one file:
 
-- ``{"ev": "syntax", "line", "msg"}``: the answer does not compile.
-- ``{"ev": "load", "ok", "error"?}``: the answer module (and test setup) ran.
-- ``{"ev": "test", "i", "status", "error"?, "actual"?, "expected"?, "cover"?}`` per test;
-  status is ``pass``, ``fail`` (wrong result), ``error`` (exception) or ``timeout`` (the
-  test used ``test_timeout_s`` of CPU time, or ``WALL_FACTOR`` times that of wall time).
-- ``{"ev": "done"}``.
+**Server** (``serve``): started once per warm sandbox as its PID 1 (bubblewrap
+``--as-pid-1``), so no process of the sandbox can kill it (the kernel drops signals from
+inside a PID namespace to its init unless init handles them, and SIGKILL always) and, being
+non-dumpable, none can ptrace it or read its memory or file descriptors through ``/proc/1``.
+It reads one small header at a time from its standard input, forks one fresh child per
+program and supervises it: a per-program wall deadline, a stall deadline (no result for
+longer than a test may take), caps on the result channel and on the log. When the child
+ends, or is killed, the server kills every other process of the sandbox (``kill(-1)``),
+empties ``/tmp``, and writes one frame to its standard output: its own account (exit status,
+why it killed, sizes: trusted) followed by the raw bytes of the child's result channel and
+the tail of its log (untrusted; the server never parses them).
 
-Every record carries ``"pass"``: 1 for the first pass (untraced, stopping at the first
-failing test); when the job asks to ``localise`` and the first pass failed without an
-answer line to blame, pass 2 reruns every test in a fresh namespace with line coverage.
+**Child** (``_child``): reads its own job body (the server never holds it), sets its
+rlimits, loads the answer and evaluates the job's steps, each under a CPU-time and a
+wall-time timer, writing one JSON line per step to its result channel. A step evaluates a
+call the tests make (``eval``), a setup statement (``exec``), a test that could not be
+split into calls and a trusted comparison (``test``: the only steps that report pass/fail
+themselves), one call with JSON arguments (``call``) or one run of a stdin/stdout program
+(``stdio``). Values go back in a tagged JSON form (``encode``); the host decides pass or
+fail. Nothing here is trusted by the host except the server's frame header.
 
-The host also imports ``encode`` and ``values_equal`` from here, so both sides share one
-definition of value equality. Job kinds: ``asserts`` (statement strings), ``check``
-(HumanEval ``check(candidate)``, one test per top-level assert statement of its body),
-``stdio`` (program run per input), ``call`` (function called with JSON arguments, APPS
-semantics) and ``compare`` (function outputs against encoded expected outputs, EvalPlus
-semantics; with no expected outputs it just records them).
+The host also imports ``encode``, ``values_equal`` and ``stdout_equal`` from here.
 """
 
 from __future__ import annotations
@@ -47,25 +48,38 @@ APPS_ATOL = 1e-6
 MAX_SHOWN_CHARS = 300
 # A test's wall-clock limit, as a multiple of its CPU-time limit (for tests that sleep).
 WALL_FACTOR = 3
-# Nesting depth past which values are encoded by repr.
+# Nesting depth past which values are sent as an opaque repr.
 MAX_DEPTH = 50
+# Bytes of a stdin/stdout program's output kept as its value.
+MAX_STDOUT_BYTES = 1 << 20
+# Modules imported once by the server so forked children do not pay for them.
+PRELOAD = ("ast", "collections", "functools", "heapq", "itertools", "json", "math", "re", "string",
+           "typing", "bisect", "copy", "random", "operator", "fractions", "decimal", "statistics",
+           "hashlib", "datetime", "array", "cmath", "numbers", "traceback", "io")
+# Bytes of a child's log kept (the tail).
+LOG_TAIL_BYTES = 16384
+_RESULT_FD = 3
 
 
 class TestTimeout(BaseException):
     """Raised by the per-test timer; a BaseException so ``except Exception`` does not eat it."""
 
 
+# -- values ------------------------------------------------------------------------------------
+
+
 def encode(x, depth=0):
-    """A JSON-safe, type-tagged form of a value, so equality can be checked outside."""
+    """A JSON-safe, type-tagged form of a value. Subclasses of the plain types are sent as
+    their base type's content; anything else as an opaque ``$repr``."""
     t = type(x)
     if x is None or t is bool or t is str:
         return x
     if t is int:
-        return x if abs(x) < 2**53 else {"$int": str(x)}
+        return x if abs(x) < 2**53 else {"$int": hex(x)}
     if t is float:
         return x if math.isfinite(x) else {"$float": repr(x)}
     if depth > MAX_DEPTH:
-        return {"$repr": _short(repr(x))}
+        return {"$repr": _short(_safe_repr(x))}
     if t is list:
         return [encode(v, depth + 1) for v in x]
     if t is tuple:
@@ -80,7 +94,21 @@ def encode(x, depth=0):
         return {"$complex": [encode(x.real), encode(x.imag)]}
     if t is bytes:
         return {"$bytes": x.hex()}
-    return {"$repr": _short(f"{t.__name__}:{x!r}")}
+    for base in (bool, int, float, str, bytes, complex, tuple, list, dict, set, frozenset):
+        if isinstance(x, base):  # a subclass: its base type's content, never its own __eq__
+            if base is dict:
+                return encode(dict(dict.items(x)), depth)
+            if base in (list, tuple, set, frozenset):
+                return encode(base(base.__iter__(x)), depth)
+            return encode(base.__new__(base, x) if base is not bool else bool(int.__int__(x)), depth)
+    return {"$repr": _short(f"{t.__name__}:{_safe_repr(x)}")}
+
+
+def _safe_repr(x):
+    try:
+        return repr(x)
+    except BaseException:  # noqa: BLE001 - a hostile __repr__
+        return "<unrepresentable>"
 
 
 def decode(v):
@@ -96,7 +124,7 @@ def decode(v):
     if "$dict" in v:
         return {decode(k): decode(x) for k, x in v["$dict"]}
     if "$int" in v:
-        return int(v["$int"])
+        return int(v["$int"], 16) if v["$int"].lstrip("-").startswith("0x") else int(v["$int"])
     if "$float" in v:
         return float(v["$float"])
     if "$complex" in v:
@@ -137,6 +165,8 @@ def values_equal(actual, expected, *, atol=0.0, rtol=0.0, loose=False):
         return len(actual) == len(expected) and all(
             values_equal(a, e, atol=atol, rtol=rtol) for a, e in zip(actual, expected))
     if isinstance(actual, dict):
+        if "$repr" in actual or "$repr" in expected:
+            return False  # an opaque object equals nothing
         if actual.keys() != expected.keys():
             return False
         return all(values_equal(actual[k], expected[k], atol=atol, rtol=rtol) for k in actual)
@@ -181,28 +211,26 @@ def _short(s):
     return s if len(s) <= MAX_SHOWN_CHARS else s[:MAX_SHOWN_CHARS] + "..."
 
 
-class _Runner:
-    def __init__(self, job, out):
+# -- the child: one program ----------------------------------------------------------------------
+
+
+class _Child:
+    def __init__(self, job):
         self.job = job
-        self.out = out
         self.timeout_s = float(job.get("test_timeout_s", 3.0))
-        self.trace = False
-        self.stop_on_fail = bool(job.get("stop_on_fail"))
-        self.max_timeouts = 1_000_000
+        self.trace = bool(job.get("trace"))
+        self.stop_on_error = bool(job.get("stop_on_error", True))
+        self.max_timeouts = int(job.get("max_timeouts", 1))
         self.cover = None
         self.pid = os.getpid()
-        self.pass_no = 1
-        self.events = []
-
-    # -- plumbing ------------------------------------------------------------------------
 
     def emit(self, obj):
         if os.getpid() != self.pid:
-            return  # a process the answer forked must not write results
-        obj["pass"] = self.pass_no
-        self.events.append(obj)
-        self.out.write(json.dumps(obj) + "\n")
-        self.out.flush()
+            return  # a process the answer forked does not report (it could, by writing fd 3)
+        data = (json.dumps(obj) + "\n").encode()
+        while data:
+            n = os.write(_RESULT_FD, data)
+            data = data[n:]
 
     def _global_tracer(self, frame, event, arg):
         if frame.f_code.co_filename == ANSWER_FILE:
@@ -214,18 +242,16 @@ class _Runner:
             self.cover.add(frame.f_lineno)
         return self._local_tracer
 
-    def guarded(self, fn):
-        """Run ``fn`` under the per-test timer (and tracer); return (status, error)."""
+    def guarded(self, fn, trace=False):
+        """Run ``fn`` under the per-test timers (and tracer); return (status, error)."""
         self.cover = set()
-        # CPU time decides (steady under host load); the wall timer only catches a test
-        # that blocks or sleeps.
         signal.setitimer(signal.ITIMER_PROF, self.timeout_s)
         signal.setitimer(signal.ITIMER_REAL, self.timeout_s * WALL_FACTOR)
-        if self.trace:
+        if trace:
             sys.settrace(self._global_tracer)
         try:
             fn()
-            return "pass", None
+            return "ok", None
         except TestTimeout as e:
             return "timeout", _error(e)
         except AssertionError as e:
@@ -238,204 +264,104 @@ class _Runner:
             signal.setitimer(signal.ITIMER_PROF, 0)
             signal.setitimer(signal.ITIMER_REAL, 0)
 
-    def test_result(self, i, status, error, extra=None):
-        rec = {"ev": "test", "i": i, "status": status}
-        if error:
-            rec["error"] = error
-        if extra:
-            rec.update(extra)
-        if self.trace:
-            rec["cover"] = sorted(self.cover or ())
-        self.emit(rec)
-        return status == "pass"
-
-    # -- the run ---------------------------------------------------------------------------
-
     def run(self):
         job = self.job
         src = job["code"]
         linecache.cache[ANSWER_FILE] = (len(src), None, src.splitlines(True), ANSWER_FILE)
-        try:
-            code = compile(src, ANSWER_FILE, "exec", dont_inherit=True)
-        except SyntaxError as e:
-            self.emit({"ev": "syntax", "line": e.lineno, "msg": _short(str(e.msg))})
-            return
-        except (ValueError, RecursionError, MemoryError) as e:
-            self.emit({"ev": "syntax", "line": None, "msg": _short(f"{type(e).__name__}: {e}")})
-            return
-        self.one_pass(code)
-        if job.get("localise") and needs_localisation(self.events):
-            # Second pass, in a fresh namespace: every test, with line coverage.
-            self.pass_no, self.trace, self.stop_on_fail = 2, True, False
-            self.max_timeouts = int(job.get("max_timeouts", 1))
-            self.one_pass(code)
-        self.emit({"ev": "done"})
-
-    def one_pass(self, code):
-        if self.job["kind"] == "stdio":
-            self.run_stdio(code)
-            return
-        ns = {"__name__": "answer", "__builtins__": __builtins__}
-        if self.load(code, ns):
-            getattr(self, "run_" + self.job["kind"])(ns)
+        code = compile(src, ANSWER_FILE, "exec", dont_inherit=True)  # the host checked it compiles
+        if job["kind"] == "stdio":
+            self.steps(None, code)
+        else:
+            ns = {"__name__": "answer", "__builtins__": __builtins__}
+            if self.load(code, ns):
+                self.steps(ns, code)
+        self.emit({"done": True})
 
     def load(self, code, ns):
+        job = self.job
+
         def _load():
             exec(code, ns)
-            setup = self.job.get("setup") or ""
-            if setup.strip():
-                exec(compile(setup, "<setup>", "exec", dont_inherit=True), ns)
-            if self.job["kind"] == "check":
-                exec(compile(self.job["test_src"], TEST_FILE, "exec", dont_inherit=True), ns)
-        trace, self.trace = self.trace, False  # module load is not coverage of any test
+            if job.get("setup", "").strip():
+                exec(compile(job["setup"], "<setup>", "exec", dont_inherit=True), ns)
+            if job.get("module_src", "").strip():
+                exec(compile(job["module_src"], TEST_FILE, "exec", dont_inherit=True), ns)
+            param, entry = job.get("param"), job.get("entry_point")
+            if param and entry in ns:
+                ns[param] = ns[entry]
         status, error = self.guarded(_load)
-        self.trace = trace
-        self.emit({"ev": "load", "ok": status == "pass", **({"error": error} if error else {})})
-        return status == "pass"
+        self.emit({"load": status == "ok", **({"e": error} if error else {})})
+        return status == "ok"
 
-    def _loop(self, tests, one):
+    def steps(self, ns, code):
         timeouts = 0
-        for i, test in enumerate(tests):
-            status, error, extra = one(i, test)
-            timeouts += status == "timeout"
-            if not self.test_result(i, status, error, extra) and (
-                    self.stop_on_fail or timeouts >= self.max_timeouts):
-                break
-
-    def run_asserts(self, ns):
-        def one(i, src):
-            status, error = self.guarded(lambda: exec(compile(src, TEST_FILE, "exec", dont_inherit=True), ns))
-            extra = self._explain_assert(src, ns) if status == "fail" else None
-            return status, error, extra
-        self._loop(self.job["tests"], one)
-
-    def run_check(self, ns):
-        tree = ast.parse(self.job["test_src"])
-        check = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None)
-        entry = self.job["entry_point"]
-        if check is None or not check.args.args:
-            raise ValueError("test source defines no check(candidate)")
-        if entry not in ns:
-            self.test_result(0, "error", {"type": "NameError", "msg": f"name {entry!r} is not defined",
-                                          "line": None, "where": ""})
-            return
-        ns[check.args.args[0].arg] = ns[entry]
-        tests = []
-        for stmt in check.body:
-            is_test = any(isinstance(n, ast.Assert) for n in ast.walk(stmt))
-            src = ast.get_source_segment(self.job["test_src"], stmt) or ast.unparse(stmt)
-            tests.append((is_test, compile(ast.Module([stmt], []), TEST_FILE, "exec", dont_inherit=True), src))
-        i = timeouts = 0
-        for is_test, code, src in tests:
-            status, error = self.guarded(lambda: exec(code, ns))
-            if not is_test and status == "pass":
-                continue
-            extra = {"test": _short(src)}
-            if status == "fail":
-                extra.update(self._explain_assert(src, ns) or {})
-            ok = self.test_result(i, status, error, extra)
-            i += 1
-            timeouts += status == "timeout"
-            if not ok and (self.stop_on_fail or timeouts >= self.max_timeouts):
-                break
-
-    def _explain_assert(self, src, ns):
-        """For ``assert A == B``, the two sides' values (A is evaluated again)."""
-        try:
-            node = ast.parse(src.strip()).body[0]
-        except (SyntaxError, IndexError):
-            return None
-        if not (isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare)
-                and len(node.test.ops) == 1 and isinstance(node.test.ops[0], ast.Eq)):
-            return None
-        shown = {}
-        cover = self.cover  # the re-evaluation must not replace the test's coverage
-        for key, expr in (("actual", node.test.left), ("expected", node.test.comparators[0])):
+        fn = None
+        if self.job["kind"] == "call" and ns is not None:
+            fn = _find_function(ns, self.job["entry_point"])
+        for k, step in enumerate(self.job["steps"]):
+            rec = {"k": k}
             box = []
-            code = compile(ast.Expression(expr), TEST_FILE, "eval", dont_inherit=True)
-            trace, self.trace = self.trace, False
-            status, _ = self.guarded(lambda: box.append(eval(code, ns)))
-            self.trace, self.cover = trace, cover
-            if status != "pass":
-                return None
-            shown[key] = _short(repr(box[0]))
-        return shown
-
-    def run_call(self, ns):
-        fn = _find_function(ns, self.job["entry_point"])
-        plus = self.job.get("mode") == "plus"
-        atol = float(self.job.get("atol") or 0.0)
-
-        def one(i, test):
-            box = []
-            if fn is None:
-                return "error", {"type": "NameError", "msg": f"name {self.job['entry_point']!r} is not defined",
-                                 "line": None, "where": ""}, None
-            args = decode(json.loads(test["args"]))  # a fresh copy for each call
-            status, error = self.guarded(lambda: box.append(encode(fn(*args))))
-            if status != "pass":
-                return status, error, None
-            actual = box[0]
-            if "expected" not in test:
-                return "pass", None, {"value": actual}
-            expected = test["expected"]
-            if plus:
-                ok = values_equal(actual, expected, atol=atol, rtol=PLUS_RTOL)
-            else:
-                ok = values_equal(actual, expected, atol=APPS_ATOL, loose=True) or (
-                    isinstance(expected, list) and len(expected) == 1
-                    and values_equal(actual, expected[0], atol=APPS_ATOL, loose=True))
-            if ok:
-                return "pass", None, None
-            return "fail", None, {"actual": _short(json.dumps(actual)), "expected": _short(json.dumps(expected)),
-                                  "test": _short(test["args"])}
-        self._loop(self.job["tests"], one)
-
-    run_compare = run_call
-
-    def run_stdio(self, code):
-        def one(i, test):
-            data = test["input"].encode("utf-8")
-            stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
-            buf = io.BytesIO()
-            stdout = io.TextIOWrapper(buf, encoding="utf-8", write_through=True)
-            ns = {"__name__": "__main__", "__builtins__": __builtins__}
-
-            def _run():
-                saved = sys.stdin, sys.stdout
-                sys.stdin, sys.stdout = stdin, stdout
+            t = step["t"]
+            if t == "eval":
+                c = compile(step["src"], TEST_FILE, "eval", dont_inherit=True)
+                status, error = self.guarded(lambda: box.append(eval(c, ns)), self.trace)
+            elif t in ("exec", "test"):
+                c = compile(step["src"], TEST_FILE, "exec", dont_inherit=True)
+                status, error = self.guarded(lambda: exec(c, ns), self.trace)
+                if t == "test" and status == "ok":
+                    status = "pass"
+            elif t == "call":
+                if fn is None:
+                    status, error = "error", {"type": "NameError", "line": None, "where": "",
+                                              "msg": f"name {self.job['entry_point']!r} is not defined"}
+                else:
+                    args = decode(json.loads(step["args"]))
+                    status, error = self.guarded(lambda: box.append(fn(*args)), self.trace)
+            else:  # stdio
+                status, error, out = self.run_stdio(code, step["input"])
+                box.append(out)
+            if status == "ok" and box:
                 try:
-                    exec(code, ns)
-                except SystemExit as e:
-                    if e.code not in (None, 0):
-                        raise
-                finally:
-                    try:
-                        stdout.flush()
-                    except ValueError:
-                        pass
-                    sys.stdin, sys.stdout = saved
-            status, error = self.guarded(_run)
-            actual = buf.getvalue().decode("utf-8", errors="replace")
-            if status != "pass":
-                return status, error, None
-            if stdout_equal(actual, test["output"]):
-                return "pass", None, None
-            return "fail", None, {"actual": _short(actual), "expected": _short(test["output"]),
-                                  "test": _short(test["input"])}
-        self.emit({"ev": "load", "ok": True})
-        self._loop(self.job["tests"], one)
+                    rec["v"] = encode(box[0])
+                except BaseException as e:  # noqa: BLE001 - a value whose conversion raises
+                    status, error = "error", _error(e)
+            rec["s"] = status
+            if error:
+                rec["e"] = error
+            if self.trace:
+                rec["c"] = sorted(self.cover or ())
+            self.emit(rec)
+            timeouts += status == "timeout"
+            if status in ("error", "timeout", "fail") and t != "stdio" and (
+                    self.stop_on_error or timeouts >= self.max_timeouts):
+                break
+            if t == "stdio" and status == "timeout" and timeouts >= self.max_timeouts:
+                break
 
+    def run_stdio(self, code, text):
+        data = text.encode("utf-8")
+        stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+        buf = io.BytesIO()
+        stdout = io.TextIOWrapper(buf, encoding="utf-8", write_through=True)
+        ns = {"__name__": "__main__", "__builtins__": __builtins__}
 
-def needs_localisation(events):
-    """Whether a failed first pass needs a traced second one (no answer line raised)."""
-    load = next((e for e in events if e["ev"] == "load"), None)
-    if load is None or not load["ok"]:
-        return False
-    failed = [e for e in events if e["ev"] == "test" and e["status"] != "pass"]
-    return bool(failed) and not any(
-        e["status"] in ("error", "timeout") and (e.get("error") or {}).get("line") is not None
-        for e in failed)
+        def _run():
+            saved = sys.stdin, sys.stdout
+            sys.stdin, sys.stdout = stdin, stdout
+            try:
+                exec(code, ns)
+            except SystemExit as e:
+                if e.code not in (None, 0):
+                    raise
+            finally:
+                try:
+                    stdout.flush()
+                except ValueError:
+                    pass
+                sys.stdin, sys.stdout = saved
+        status, error = self.guarded(_run, self.trace)
+        out = buf.getvalue()[:MAX_STDOUT_BYTES].decode("utf-8", errors="replace")
+        return status, error, out
 
 
 def _find_function(ns, name):
@@ -453,14 +379,17 @@ def _find_function(ns, name):
 
 def _error(e):
     """Type, message, the innermost and outermost answer lines and the last frame of an exception."""
-    frames = traceback.extract_tb(e.__traceback__)
+    try:
+        frames = traceback.extract_tb(e.__traceback__)
+    except BaseException:  # noqa: BLE001
+        frames = []
     ours = [f for f in frames if f.filename == ANSWER_FILE]
     line = ours[-1].lineno if ours else None
     shown = ours[-1] if ours else (frames[-1] if frames else None)
     where = f"{shown.filename}, line {shown.lineno}, in {shown.name}: {shown.line or ''}" if shown else ""
     try:
         msg = str(e)
-    except Exception:  # noqa: BLE001 - a hostile __str__
+    except BaseException:  # noqa: BLE001 - a hostile __str__
         msg = "<unprintable>"
     out = {"type": type(e).__name__, "msg": _short(msg), "line": line, "where": _short(where)}
     if ours:
@@ -472,18 +401,260 @@ def _on_alarm(signum, frame):
     raise TestTimeout("test took longer than its time limit")
 
 
-def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    with open(sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "job.json"), encoding="utf-8") as fh:
-        job = json.load(fh)
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)  # the answer's own prints go to the log, not the result channel
-    sys.stdout = sys.stderr
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.signal(signal.SIGPROF, _on_alarm)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    _Runner(job, out).run()
+def _read_exact(fd, n):
+    parts = []
+    while n > 0:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+def _child(hdr, w_res, w_log, as_init):
+    """The forked child: never returns."""
+    try:
+        if not as_init:
+            os.setpgid(0, 0)
+        os.dup2(w_log, 1)
+        os.dup2(w_log, 2)
+        body = _read_exact(0, hdr["body_len"])
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(w_res, _RESULT_FD)
+        os.closerange(_RESULT_FD + 1, 1 << 16)
+        import resource
+        for name, value in hdr["rlimits"].items():
+            resource.setrlimit(getattr(resource, name), (value, value))
+        try:
+            with open("/proc/self/oom_score_adj", "w") as fh:
+                fh.write("1000")  # the memory budget's OOM kill takes the child, not the server
+        except OSError:
+            pass
+        sys.stdout = sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                                   errors="replace", line_buffering=True)
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.signal(signal.SIGPROF, _on_alarm)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+        job = json.loads(body)
+        del body, hdr
+        _Child(job).run()
+    except BaseException:  # noqa: BLE001 - report nothing more; the host sees missing steps
+        try:
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+    os._exit(0)
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+def _kill_rest(as_init, pid):
+    """Kill every process of the sandbox but this one, and reap them."""
+    import time
+    try:
+        if as_init:
+            os.kill(-1, signal.SIGKILL)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        try:
+            got, _ = os.waitpid(-1, os.WNOHANG if not as_init else 0)
+        except ChildProcessError:
+            return
+        if got == 0:
+            time.sleep(0.001)
+
+
+def _clean_tmp(root):
+    """Empty ``root`` (the sandbox's /tmp), whatever permissions the program left."""
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        for name in filenames + dirnames:
+            path = os.path.join(dirpath, name)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    os.chmod(path, 0o700)
+                    os.rmdir(path)
+                else:
+                    os.unlink(path)
+            except OSError:
+                try:
+                    os.chmod(dirpath, 0o700)
+                    (os.rmdir if os.path.isdir(path) and not os.path.islink(path) else os.unlink)(path)
+                except OSError:
+                    pass
+
+
+def _supervise(pid, hdr, r_res, r_log, as_init):
+    import select
+    import time
+    start = time.monotonic()
+    deadline = start + float(hdr["wall_s"])
+    stall_s = float(hdr["stall_s"])
+    last = start
+    result = bytearray()
+    log = bytearray()
+    log_total = 0
+    killed = None
+    open_fds = {r_res, r_log}
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    exited = False
+    status = None
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            killed = "wall"
+            break
+        if now - last >= stall_s:
+            killed = "stall"
+            break
+        waits = list(open_fds) + ([pidfd] if pidfd is not None and not exited else [])
+        timeout = min(deadline, last + stall_s) - now
+        if pidfd is None and not exited:
+            timeout = min(timeout, 0.05)
+        if not waits:
+            break
+        ready, _, _ = select.select(waits, [], [], max(0.0, timeout))
+        for fd in ready:
+            if fd == pidfd:
+                exited = True
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                open_fds.discard(fd)
+                continue
+            if fd == r_res:
+                result += chunk
+                last = time.monotonic()
+                if len(result) > hdr["result_bytes"]:
+                    killed = "result_limit"
+            else:
+                log_total += len(chunk)
+                log += chunk
+                if len(log) > LOG_TAIL_BYTES:
+                    del log[: len(log) - LOG_TAIL_BYTES]
+                if log_total > hdr["output_bytes"]:
+                    killed = "output_limit"
+        if killed:
+            break
+        if pidfd is None and not exited:
+            got, st = os.waitpid(pid, os.WNOHANG)
+            if got:
+                exited, status = True, st
+        if exited and not open_fds:
+            break
+        if exited:
+            # The child is gone; what its descendants still hold open is not waited for.
+            for fd in list(open_fds):
+                os.set_blocking(fd, False)
+                try:
+                    while True:
+                        chunk = os.read(fd, 65536)
+                        if not chunk:
+                            break
+                        if fd == r_res and len(result) <= hdr["result_bytes"]:
+                            result += chunk
+                except BlockingIOError:
+                    pass
+            break
+    wall = time.monotonic() - start
+    if status is None and exited:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            status = None
+    if status is None and killed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        except (ChildProcessError, ProcessLookupError):
+            pass
+    _kill_rest(as_init, pid)
+    if pidfd is not None:
+        os.close(pidfd)
+    for fd in (r_res, r_log):
+        os.close(fd)
+    if len(result) > hdr["result_bytes"]:
+        del result[hdr["result_bytes"]:]
+        killed = killed or "result_limit"
+    code = sig = None
+    if status is not None:
+        if os.WIFEXITED(status):
+            code = os.WEXITSTATUS(status)
+        elif os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+    return {"killed": killed, "exit": code, "signal": sig, "wall_s": round(wall, 4),
+            "log_total": log_total}, bytes(result), bytes(log)
+
+
+def serve():
+    """The server loop (see the module docstring)."""
+    as_init = os.getpid() == 1
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)  # as PID 1, unhandled signals from inside are dropped
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no ptrace, no /proc/1/mem
+    except Exception:  # noqa: BLE001 - not available: the seccomp filter still blocks ptrace
+        pass
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and not p.startswith("/sandbox")]
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    tmp = os.getcwd()
+    out = 1
+    while True:
+        try:
+            n = int.from_bytes(_read_exact(0, 4), "big")
+            hdr = json.loads(_read_exact(0, n))
+        except EOFError:
+            return
+        r_res, w_res = os.pipe()
+        r_log, w_log = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError as e:
+            os.close(w_res)
+            os.close(w_log)
+            _read_exact(0, hdr["body_len"])
+            meta = {"killed": "fork_failed", "exit": None, "signal": None, "wall_s": 0.0,
+                    "log_total": 0, "error": str(e)}
+            for fd in (r_res, r_log):
+                os.close(fd)
+            _send(out, meta, b"", b"")
+            continue
+        if pid == 0:
+            os.close(r_res)
+            os.close(r_log)
+            os.close(out)
+            _child(hdr, w_res, w_log, as_init)
+        os.close(w_res)
+        os.close(w_log)
+        meta, result, log = _supervise(pid, hdr, r_res, r_log, as_init)
+        _clean_tmp(tmp)
+        _send(out, meta, result, log)
+
+
+def _send(fd, meta, result, log):
+    meta = dict(meta, result_len=len(result), log_len=len(log))
+    head = json.dumps(meta).encode()
+    data = len(head).to_bytes(4, "big") + head + result + log
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
 
 
 if __name__ == "__main__":
-    main()
+    serve()

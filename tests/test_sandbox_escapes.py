@@ -121,8 +121,7 @@ def _attacks(port: int) -> dict[str, str]:
             import os
             def probe():
                 leaked = [k for k in os.environ if k not in
-                          ("PATH", "HOME", "LANG", "PWD", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE",
-                           "PYTHONIOENCODING")]
+                          ("HOME", "LANG", "PWD", "PYTHONHASHSEED", "PYTHONIOENCODING", "LC_CTYPE")]
                 return "contained" if not leaked and "{SECRET_ENV}" not in os.environ else "env " + str(leaked)
         """,
         "fork_bomb": """
@@ -187,6 +186,87 @@ def _attacks(port: int) -> dict[str, str]:
                         cls.__init__.__globals__["system"]("touch {HOST_TARGETS[0]} {HOST_TARGETS[1]}")
                 return "contained"
         """,
+        "dev_is_minimal_and_readonly": """
+            import os
+            def probe():
+                seen = sorted(os.listdir("/dev"))
+                if seen != ["null", "urandom", "zero"] or os.path.exists("/dev/shm"):
+                    return "dev holds " + " ".join(seen)
+                try:
+                    with open("/dev/fill", "wb") as fh:
+                        fh.write(b"x" * (1 << 20))
+                    return "dev is writable"
+                except OSError:
+                    return "contained"
+        """,
+        "tmp_is_capped": """
+            def probe():
+                try:
+                    with open("/tmp/fill", "wb") as fh:
+                        for _ in range(200):
+                            fh.write(b"x" * (1 << 20))
+                    return "200 MiB written to /tmp"
+                except OSError:
+                    return "contained"
+        """,
+        "zz_forked_children_share_one_memory_budget": """
+            import os, time
+            def probe():
+                kids = []
+                for _ in range(4):
+                    pid = os.fork()
+                    if pid == 0:
+                        try:
+                            block = bytearray(450 << 20)
+                            for i in range(0, len(block), 4096):
+                                block[i] = 1
+                            time.sleep(0.5)
+                        except MemoryError:
+                            os._exit(3)
+                        os._exit(0)
+                    kids.append(pid)
+                held = sum(os.waitpid(k, 0)[1] == 0 for k in kids)
+                return "contained" if held * 450 < 1536 else f"{held} x 450 MiB held at once"
+        """,
+        "nested_namespaces_and_seccomp": """
+            import ctypes, os
+            def probe():
+                libc = ctypes.CDLL(None, use_errno=True)
+                calls = {
+                    "unshare(user)": lambda: libc.unshare(0x10000000),
+                    "unshare(net)": lambda: libc.unshare(0x40000000),
+                    "ptrace(attach 1)": lambda: libc.ptrace(16, 1, 0, 0),
+                    "keyctl": lambda: libc.syscall(250, 0, 0, 0, 0, 0),
+                    "bpf": lambda: libc.syscall(321, 0, 0, 0),
+                    "mount": lambda: libc.mount(b"none", b"/tmp", b"tmpfs", 0, None),
+                    "setns": lambda: libc.syscall(308, 0, 0),
+                    "io_uring_setup": lambda: libc.syscall(425, 1, 0),
+                    "shmget": lambda: libc.syscall(29, 0, 4096, 0o1000 | 0o600),
+                }
+                worked = [name for name, call in calls.items() if call() != -1]
+                try:
+                    open("/proc/1/mem", "rb").read(1)
+                    worked.append("/proc/1/mem")
+                except OSError:
+                    pass
+                return "contained" if not worked else "allowed: " + ", ".join(worked)
+        """,
+        "host_environment_via_proc_1": """
+            import os
+            def probe():
+                try:
+                    with open("/proc/1/environ", "rb") as fh:
+                        env = fh.read()
+                except OSError:
+                    env = b""
+                try:
+                    mine = open("/proc/self/environ", "rb").read()
+                except OSError:
+                    mine = b""
+                mine += chr(0).join(f"{k}={v}" for k, v in os.environ.items()).encode()
+                leaked = [k for k in (b"PATH=", b"HALT_ESCAPE_TEST_SECRET", b"VIRTUAL_ENV") if k in env + mine]
+                return "contained" if not leaked else "leaked " + str(leaked)
+        """,
         "kill_the_parent": """
             import os, signal
             def probe():
@@ -211,12 +291,16 @@ EXPECTED = {
     "memory_bomb": (False, "exception"),          # MemoryError at RLIMIT_AS
     "infinite_loop": (False, "timeout"),
     "sleep_past_timeout": (False, "timeout"),
-    "loop_that_ignores_the_test_timer": (False, "wall_timeout"),  # killed from outside
-    "huge_output": (False, "output_limit"),
+    "loop_that_ignores_the_test_timer": (False, "timeout"),  # killed from outside: still the answer's fault
+    "huge_output": (False, "output_limit"),  # killed at the cap: the answer's fault
     "getframe_reaches_saved_os": (True, "tests_pass"),  # runs, but only inside the sandbox
     "ctypes_libc_system": (True, "tests_pass"),
     "subclasses_walk_to_system": (True, "tests_pass"),
     "kill_the_parent": (True, "tests_pass"),  # PID 1 of the namespace ignores it; the host is out of reach
+    "dev_is_minimal_and_readonly": (True, "tests_pass"),
+    "tmp_is_capped": (True, "tests_pass"),
+    "nested_namespaces_and_seccomp": (True, "tests_pass"),
+    "host_environment_via_proc_1": (True, "tests_pass"),
 }
 
 
@@ -226,8 +310,8 @@ def outcome():
     srv, seen = _listener()
     port = srv.getsockname()[1]
     try:
-        judge = SandboxJudge(test_timeout_s=1.0, max_run_s=6.0)
-        attacks = _attacks(port)
+        judge = SandboxJudge(test_timeout_s=2.0, max_run_s=10.0)
+        attacks = {k: v for k, v in _attacks(port).items() if not k.startswith("zz_")}
         responses = [Response(name, "code", "", textwrap.dedent(src).strip() + "\n", REF)
                      for name, src in attacks.items()]
         start = time.monotonic()
@@ -247,9 +331,9 @@ def outcome():
 def test_escape_attempt_is_contained_with_a_recorded_verdict(name, outcome):
     scored, _, _ = outcome
     s = scored[name]
-    solved, reason = EXPECTED[name]
+    allowed = EXPECTED[name] if isinstance(EXPECTED[name], set) else {EXPECTED[name]}
     first = next((v for v in s.verdicts if v.reason != "before_first_error"), s.verdicts[0])
-    assert (s.solved, first.reason) == (solved, reason), dict(s.evidence)
+    assert (s.solved, first.reason) in allowed, dict(s.evidence)
 
 
 def test_no_attack_touched_the_host(outcome):
@@ -274,3 +358,25 @@ def test_bombs_are_stopped_by_their_limit(outcome):
     mem = next(v for v in scored["memory_bomb"].verdicts if v.reason == "exception")
     assert "MemoryError" in mem.evidence["error"]
     assert scored["huge_output"].evidence["status"] == "output_limit"
+
+
+def test_the_sandbox_reports_the_caps_it_enforces():
+    desc = SandboxJudge(test_timeout_s=1.0).sandbox.describe()
+    assert desc["seccomp"] and desc["userns_disabled"]
+    # One memory budget per sandbox needs a memory cgroup we may create; say so when absent.
+    if desc["memory_cgroup"] is None:
+        pytest.skip("no writable memory cgroup here: only per-process limits hold")
+
+
+def test_forked_children_share_one_memory_budget():
+    """Run alone, with room to thrash: the cgroup's OOM kill takes a child (the probe sees
+    it) or the whole program (memory_limit); four children never hold 1.8 GB at once."""
+    judge = SandboxJudge(test_timeout_s=10.0, max_run_s=60.0, workers=1)
+    if judge.sandbox.describe()["memory_cgroup"] is None:
+        pytest.skip("no writable memory cgroup here: only per-process limits hold")
+    src = _attacks(0)["zz_forked_children_share_one_memory_budget"]
+    [s] = Scorer.for_domain("code", judge=judge).score(
+        [Response("mem", "code", "", textwrap.dedent(src).strip() + "\n", REF)])
+    judge.close()
+    first = next((v for v in s.verdicts if v.reason != "before_first_error"), s.verdicts[0])
+    assert (s.solved, first.reason) in {(True, "tests_pass"), (False, "memory_limit")}, dict(s.evidence)
