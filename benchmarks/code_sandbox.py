@@ -42,7 +42,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from halt_eval.judges.sandbox_code import SandboxJudge, reference_from
+from halt_eval.domains.code import reference_from
+from halt_eval.judges.sandbox_code import SandboxJudge
 from halt_eval.score import Scorer
 from halt_eval.types import Response
 

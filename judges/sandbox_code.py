@@ -48,7 +48,7 @@ Line verdicts (reason codes in brackets):
   for this program) [``sandbox_error``], or a pre-split fragment is not a code line
   [``not_code_line``].
 
-Reference formats (``reference_from`` builds them from raw dataset rows):
+Reference formats (``halt_eval.domains.code.reference_from`` builds them from raw dataset rows):
 
 - MBPP: ``{"tests": [assert str], "setup": str, "solution": str}``; setup runs after the answer.
 - HumanEval: ``{"test", "entry_point", "prompt", "solution"}``; when the answer has no
@@ -133,64 +133,6 @@ REASONS: dict[str, str] = {
     "sandbox_error": "the sandbox returned no usable result",
     "not_code_line": "the fragment is not a code line of the answer",
 }
-
-def reference_from(dataset: str, row: Mapping[str, Any]) -> dict[str, Any]:
-    """The judge's reference for one raw dataset row.
-
-    Args:
-        dataset: ``mbpp``, ``humaneval``, ``apps`` (MapCoder's APPS-150 rows, or upstream
-            rows with ``input_output``) or ``mbppplus``.
-        row: The row as the dataset file holds it.
-
-    Returns:
-        A reference in the format the judge reads (see the module docstring).
-
-    Raises:
-        ValueError: Unknown dataset, or the row lacks a field the format needs.
-    """
-    def need(key: str) -> Any:
-        if key not in row:
-            raise ValueError(f"{dataset} row {row.get('task_id', row.get('id', '?'))!r}: "
-                             f"field {key!r} is missing")
-        return row[key]
-
-    if dataset == "mbpp":
-        return {"tests": [t.replace("\r\n", "\n") for t in need("test_list")],
-                "setup": (row.get("test_setup_code") or "").replace("\r\n", "\n"),
-                "solution": need("code").replace("\r\n", "\n")}
-    if dataset == "humaneval":
-        return {"test": need("test"), "entry_point": need("entry_point"), "prompt": need("prompt"),
-                "solution": need("prompt") + need("canonical_solution")}
-    if dataset == "apps":
-        return _apps_reference(row, need)
-    if dataset == "mbppplus":
-        return {"compare": {"inputs": list(need("base_input")) + list(row.get("plus_input") or []),
-                            "atol": float(row.get("atol") or 0.0)},
-                "entry_point": need("entry_point"), "solution": need("canonical_solution")}
-    raise ValueError(f"unknown dataset {dataset!r}; known: mbpp, humaneval, apps, mbppplus")
-
-
-def _apps_reference(row: Mapping[str, Any], need) -> dict[str, Any]:
-    starter = row.get("starter_code") or ""
-    if "test_list" in row:
-        pairs = [(t["input"], t["output"]) for t in need("test_list")]
-        fn_name = _function_name(starter) if starter.strip() else None
-    else:
-        io = json.loads(need("input_output"))
-        pairs = list(zip(io["inputs"], io["outputs"]))
-        fn_name = io.get("fn_name")
-    if fn_name:
-        return {"io": [{"input": i if isinstance(i, str) else "\n".join(json.dumps(a) for a in i),
-                        "output": o} for i, o in pairs],
-                "fn_name": fn_name, "starter_code": starter}
-    return {"io": [{"input": i, "output": o if isinstance(o, str) else "\n".join(map(str, o))}
-                   for i, o in pairs]}
-
-
-def _function_name(starter: str) -> str | None:
-    names = re.findall(r"^\s*def\s+(\w+)\s*\(", starter, re.MULTILINE)
-    return names[-1] if names else None
-
 
 # -- planning -----------------------------------------------------------------------------
 
@@ -979,4 +921,4 @@ def _log(res: Outcome | None) -> str:
     return text if len(text) <= MAX_LOG_CHARS else "..." + text[-MAX_LOG_CHARS:]
 
 
-__all__ = ["SandboxJudge", "reference_from", "REASONS"]
+__all__ = ["SandboxJudge", "REASONS"]

@@ -16,7 +16,8 @@ import pytest
 from halt_eval.judges import _sandbox
 from halt_eval.judges._sandbox_runner import encode, stdout_equal, values_equal
 from halt_eval.judges.code_lines import CodeLineSplitter
-from halt_eval.judges.sandbox_code import REASONS, SandboxJudge, reference_from
+from halt_eval.domains.code import reference_from
+from halt_eval.judges.sandbox_code import REASONS, SandboxJudge
 from halt_eval.score import Scorer
 from halt_eval.types import Response
 
