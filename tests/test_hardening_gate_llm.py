@@ -132,3 +132,60 @@ def test_markdown_from_data_cannot_mention_link_or_inject_html(tmp_path):
     assert len(re.split(r"(?<!\\)\|", row)) == 8 + 2
     # Run names sit in code spans whose fence outlasts the backticks inside.
     assert "Baseline ``@admin `x` <b>`` vs candidate `www.evil.example`" in text
+
+
+# ------------------------------------------------------------------------------ LLM judge
+
+import sys
+import time
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_openai import FakeOpenAI, FakeReply  # noqa: E402
+
+from halt_eval.judges.llm import LLMJudge, LLMOptions  # noqa: E402
+from halt_eval.judges.llm_client import JudgeUnavailable  # noqa: E402
+from halt_eval.types import Fragment, JudgeRequest, Response  # noqa: E402
+
+_VERDICT = json.dumps({"label": "supported", "passage": None, "explanation": "ok"})
+
+
+def _request() -> JudgeRequest:
+    r = Response("1", "bio", "Who?", "Ada was a mathematician.", {"passages": ["Ada was a mathematician."]})
+    return JudgeRequest(r, (Fragment(0, "Ada was a mathematician.", (0, 24), "independent"),), None)
+
+
+def _opts(server, **kw) -> LLMOptions:
+    return LLMOptions(backend="openai", base_url=server.base_url, model="fake-judge", **kw)
+
+
+def test_a_server_trickling_its_reply_is_cut_off_at_the_timeout():
+    # One byte every 0.2 s keeps each socket read inside a 1 s socket timeout forever.
+    with FakeOpenAI(lambda b: FakeReply(content=_VERDICT, trickle_s=0.2)) as s:
+        judge = LLMJudge("claims", options=_opts(s, timeout_s=1.0, max_retries=0))
+        t0 = time.perf_counter()
+        [j] = judge.judge([_request()])
+        took = time.perf_counter() - t0
+    assert took < 3, took
+    assert {v.reason for v in j.verdicts} == {"llm_timeout"}
+    assert "within 1 s" in j.verdicts[0].evidence["llm"]["error"]
+
+
+def test_a_huge_reply_is_refused_at_the_size_cap():
+    with FakeOpenAI(lambda b: FakeReply(content="x" * 3_000_000)) as s:
+        judge = LLMJudge("claims", options=_opts(s, max_retries=0, max_reply_bytes=1 << 20))
+        [j] = judge.judge([_request()])
+    assert {v.reason for v in j.verdicts} == {"llm_error"}
+    assert "exceeds the 1,048,576-byte cap" in j.verdicts[0].evidence["llm"]["error"]
+    assert judge.stats["errors"] == 1
+
+
+def test_an_unreachable_judge_raises_naming_the_url_unless_asked_to_go_on():
+    url = "http://127.0.0.1:9/v1"
+    judge = LLMJudge("claims", options=LLMOptions(backend="openai", base_url=url,
+                                                  model="m", max_retries=0))
+    with pytest.raises(JudgeUnavailable, match="127.0.0.1:9/v1.*--judge-on-error unverifiable"):
+        judge.judge([_request()])
+    going_on = LLMJudge("claims", options=LLMOptions(backend="openai", base_url=url, model="m",
+                                                     max_retries=0, on_error="unverifiable"))
+    [j] = going_on.judge([_request()])
+    assert {v.reason for v in j.verdicts} == {"llm_error"}
