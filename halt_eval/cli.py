@@ -51,7 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = argparse.ArgumentParser(prog=f"halt-eval {name}", description=SUBCOMMANDS[name][1],
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     module.configure(sub)
-    return int(module.run(sub.parse_args(rest)) or 0)
+    args = sub.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except Exception as e:
+        if not getattr(e, "fatal", False):  # a bug: keep its traceback
+            raise
+        print(f"halt-eval {name}: error: {e}", file=sys.stderr)  # e.g. the judge is unreachable
+        return 2
 
 
 if __name__ == "__main__":

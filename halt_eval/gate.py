@@ -22,7 +22,14 @@ nothing to it.
 Rows scored under different rules versions (``halt_eval.rules.RULES_VERSION``) are not
 comparable: the gate refuses to pair them, in either run or between the two, with exit 2.
 
-Exit codes: 0 pass, 1 regression, 2 bad input, unpaired runs or mixed rules versions.
+Exit codes: 0 pass, 1 regression and nothing else; 2 for everything that is not a comparison
+result: bad input, unpaired runs, mixed rules versions, a gated metric defined in one run but in
+no row of the other, a bad option, or an output (``--markdown``, ``--json``,
+``$GITHUB_STEP_SUMMARY``) that cannot be written. Errors are one line on stderr.
+
+Text from the runs (task names, run names, judge descriptions, ids in error messages) is
+escaped in the Markdown so a name cannot inject HTML, links or ``@mentions`` into a pull
+request summary.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -52,6 +60,11 @@ DEFAULT_CONFIDENCE = 0.95
 #: Bootstrap resamples; 10,000 keeps the 95% bounds stable to about 0.001 at n = 1,000.
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 0
+#: Most resamples accepted: 10x the default; past it a task's draws would take minutes and
+#: gigabytes without changing the decision.
+MAX_RESAMPLES = 100_000
+#: numpy seeds are non-negative; larger values than this are surely a mistake.
+MAX_SEED = 2**63 - 1
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 Status = Literal["pass", "possible drop", "regression", "not gated", "undefined"]
@@ -249,15 +262,17 @@ def gate(baseline: Run, candidate: Run, *, max_drop: Mapping[str, float] | None 
     """
     if not 0.0 < confidence < 1.0:
         raise GateError(f"--confidence must lie in (0, 1), got {confidence}")
-    if resamples < 100:
-        raise GateError(f"--resamples must be at least 100, got {resamples}")
+    check_options(confidence=confidence, resamples=resamples, seed=seed)
     explicit = max_drop is not None
     max_drop = dict(DEFAULT_MAX_DROP if max_drop is None else max_drop)
     check_rules_versions(baseline, candidate)
     rng = np.random.default_rng(seed)
+    paired = pair_runs(baseline, candidate)
+    for task, (b, c) in paired.items():
+        check_defined(task, b, c, baseline, candidate, max_drop)
     results = [compare_task(task, b, c, max_drop=max_drop, confidence=confidence,
                             resamples=resamples, rng=rng)
-               for task, (b, c) in pair_runs(baseline, candidate).items()]
+               for task, (b, c) in paired.items()]
     if explicit:
         for t in results:
             for m in t.metrics:
@@ -265,6 +280,56 @@ def gate(baseline: Run, candidate: Run, *, max_drop: Mapping[str, float] | None 
                     raise GateError(f"task {t.task!r}: {m.metric} is undefined (fewer than two "
                                     "samples where it is defined), so it cannot be gated")
     return results
+
+
+def check_options(*, confidence: float, resamples: int, seed: int) -> None:
+    """Refuse option values the gate cannot honour.
+
+    Raises:
+        GateError: ``confidence`` outside (0, 1) or not finite, ``resamples`` outside
+            [100, ``MAX_RESAMPLES``], ``seed`` negative or past ``MAX_SEED``.
+    """
+    if not (math.isfinite(confidence) and 0.0 < confidence < 1.0):
+        raise GateError(f"--confidence must lie in (0, 1), got {confidence}")
+    if not 100 <= resamples <= MAX_RESAMPLES:
+        raise GateError(f"--resamples must lie in [100, {MAX_RESAMPLES:,}], got {resamples}")
+    if not 0 <= seed <= MAX_SEED:
+        raise GateError(f"--seed must lie in [0, 2**63 - 1], got {seed}")
+
+
+def _check_value(metric: str, value: float | None, row: ScoredResponse, side: str, run: Run) -> None:
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise GateError(f"{side} ({run.path}) task {row.response.task!r} id {row.response.id!r}: "
+                        f"{metric} is {value!r}, not a number in [0, 1]")
+
+
+def check_defined(task: str, base_rows: Sequence[ScoredResponse], cand_rows: Sequence[ScoredResponse],
+                  baseline: Run, candidate: Run, max_drop: Mapping[str, float]) -> None:
+    """Every per-row value of each metric lies in [0, 1]; a gated metric defined in one run is
+    defined in at least one row of the other.
+
+    A candidate whose every answer leaves a gated metric undefined (NaN, missing, nothing
+    given) cannot be compared; passing it would let a broken run through the gate.
+
+    Raises:
+        GateError: Naming the run, the task, the metric and (for a bad value) the row's id.
+    """
+    for m, metric in QUALITY_METRICS.items():
+        if metric.aggregation != "mean_defined":
+            continue
+        defined = {}
+        for side, run, rows in (("baseline", baseline, base_rows), ("candidate", candidate, cand_rows)):
+            values = [metric.value(r) for r in rows]
+            for r, v in zip(rows, values):
+                _check_value(m, v, r, side, run)
+            defined[side] = sum(v is not None for v in values)
+        if m in max_drop and (defined["baseline"] == 0) != (defined["candidate"] == 0):
+            side, run, rows = (("candidate", candidate, cand_rows) if defined["candidate"] == 0
+                               else ("baseline", baseline, base_rows))
+            raise GateError(f"task {task!r}: {m} is undefined in every {side} row ({len(rows)} "
+                            f"rows of {run.path}, first id {rows[0].response.id!r}: no fragment "
+                            "given or the needed count unknown) but defined in the other run, "
+                            "so the runs cannot be compared")
 
 
 def exit_code(results: Sequence[TaskResult]) -> int:
@@ -280,8 +345,38 @@ def _fmt(x: float | None, signed: bool = False) -> str:
     return text.replace("-", "\u2212")
 
 
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+#: Characters that start links, images, emphasis or headings; backslash-escaped in plain text.
+_MD_PUNCT = set("\\`*[]()!#~|")
+_ZWSP = "\u200b"
+
+
+def _one_line(text: str) -> str:
+    return "".join(" " if (ord(ch) < 32 or ord(ch) == 127) else ch for ch in str(text))
+
+
+def _defuse(text: str) -> str:
+    """Break what GitHub turns into a mention or an autolink: ``@name``, ``://``, ``www.``."""
+    return (text.replace("@", "@" + _ZWSP).replace("://", ":" + _ZWSP + "//")
+            .replace("www.", "www" + _ZWSP + "."))
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Data shown as plain Markdown text (a table cell, a note): one line, HTML as entities,
+    link and emphasis syntax escaped, mentions and autolinks broken."""
+    out = []
+    for ch in _one_line(text):
+        out.append(_HTML[ch] if ch in _HTML else "\\" + ch if ch in _MD_PUNCT else ch)
+    return _defuse("".join(out))
+
+
+def _code(text: str) -> str:
+    """Data shown as a Markdown code span (no HTML, links or mentions render inside one);
+    the fence is longer than any backtick run in ``text``, pipes are escaped for tables."""
+    body = _one_line(text).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", body)), default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 _ICON = {"pass": "\u2705 pass", "possible drop": "\u26a0\ufe0f possible drop",
@@ -298,13 +393,13 @@ def to_markdown(baseline: Run, candidate: Run, results: Sequence[TaskResult], *,
     lines = [
         f"## halt-eval gate: {head}",
         "",
-        f"Baseline `{_cell(baseline.name)}` vs candidate `{_cell(candidate.name)}`: "
+        f"Baseline {_code(baseline.name)} vs candidate {_code(candidate.name)}: "
         f"{len(results)} task(s), {n_pairs:,} paired samples. Paired bootstrap over documents, "
         f"{resamples:,} resamples, seed {seed}; a metric regresses when its whole {pct} interval "
         "lies past the allowed drop.",
         "",
-        f"Rules version {', '.join(baseline.rules_versions)}. Judges: baseline "
-        f"`{_cell(baseline.describe_judges())}`; candidate `{_cell(candidate.describe_judges())}`.",
+        f"Rules version {_cell(', '.join(baseline.rules_versions))}. Judges: baseline "
+        f"{_code(baseline.describe_judges())}; candidate {_code(candidate.describe_judges())}.",
         "",
         f"| task | metric | baseline | candidate | change | {pct} interval | max drop | result |",
         "|---|---|---:|---:|---:|---|---:|---|",
@@ -386,29 +481,87 @@ def _write(path: Path | None, text: str, *, append: bool = False) -> None:
         fh.write(text)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the gate; print the Markdown summary; return the exit code."""
+def _outputs(args: argparse.Namespace) -> list[tuple[str, Path, bool]]:
+    """``(what, path, append)`` of each requested output."""
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    out = []
+    if args.markdown is not None:
+        out.append(("--markdown", Path(args.markdown), False))
+    if summary:
+        out.append(("$GITHUB_STEP_SUMMARY", Path(summary), True))
+    if args.json is not None:
+        out.append(("--json", Path(args.json), False))
+    return out
+
+
+def _check_writable(outputs: Sequence[tuple[str, Path, bool]]) -> None:
+    """Refuse, before any work, an output that cannot be opened for writing (a directory, a
+    missing folder, no permission). Opening for append creates the file without truncating it.
+
+    Raises:
+        GateError: Naming the option and the reason.
+    """
+    for what, path, _ in outputs:
+        try:
+            if path.is_dir():
+                raise IsADirectoryError(f"{path} is a directory")
+            with path.open("a", encoding="utf-8"):
+                pass
+        except OSError as e:
+            raise GateError(f"{what}: cannot write {path}: {e.strerror or e}") from e
+
+
+def _error(message: str, outputs: Sequence[tuple[str, Path, bool]]) -> int:
+    """Report a gate error on one line and, where possible, in the outputs; exit 2."""
+    print(f"halt-eval gate: error: {_one_line(message)}", file=sys.stderr)
+    fence = "`" * max(3, max((len(r) for r in re.findall("`+", message)), default=0) + 1)
+    markdown = f"## halt-eval gate: error\n\n{fence}\n{message}\n{fence}\n"
+    payload = json.dumps({"verdict": "error", "exit_code": EXIT_BAD_INPUT, "error": message},
+                         indent=2) + "\n"
+    for what, path, append in outputs:
+        try:
+            _write(path, payload if what == "--json" else markdown, append=append)
+        except OSError:
+            pass  # the error is on stderr; an unwritable output was named there if it was the cause
+    return EXIT_BAD_INPUT
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the gate; print the Markdown summary; return the exit code.
+
+    1 only for a regression; every failure that is not a comparison result is 2 with one line.
+    """
     try:
+        outputs = _outputs(args)
+    except (OSError, ValueError) as e:
+        print(f"halt-eval gate: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        _check_writable(outputs)
+        check_options(confidence=args.confidence, resamples=args.resamples, seed=args.seed)
         max_drop = parse_max_drop(args.max_drop) if args.max_drop is not None else None
         baseline = load_run(args.baseline, args.baseline_name)
         candidate = load_run(args.candidate, args.candidate_name)
         results = gate(baseline, candidate, max_drop=max_drop, confidence=args.confidence,
                        resamples=args.resamples, seed=args.seed)
     except (GateError, RunError) as e:
-        message = f"halt-eval gate: error: {e}"
-        print(message, file=sys.stderr)
-        _write(args.markdown, f"## halt-eval gate: error\n\n{message}\n")
-        _write(Path(summary) if summary else None, f"## halt-eval gate: error\n\n{message}\n", append=True)
-        _write(args.json, json.dumps({"verdict": "error", "exit_code": EXIT_BAD_INPUT, "error": str(e)},
-                                     indent=2) + "\n")
-        return EXIT_BAD_INPUT
+        return _error(str(e), outputs)
+    except MemoryError:
+        return _error(f"out of memory comparing the runs with --resamples {args.resamples}; "
+                      "use fewer resamples", outputs)
+    except Exception as e:  # noqa: BLE001 - exit 1 must mean a regression, never a crash
+        return _error(f"internal error: {type(e).__name__}: {e}", outputs)
     for note in (*baseline.skipped, *candidate.skipped):
-        print(f"halt-eval gate: skipped {note}", file=sys.stderr)
+        print(f"halt-eval gate: skipped {_one_line(note)}", file=sys.stderr)
     opts = {"confidence": args.confidence, "resamples": args.resamples, "seed": args.seed}
     markdown = to_markdown(baseline, candidate, results, **opts)
     print(markdown, end="")
-    _write(args.markdown, markdown)
-    _write(Path(summary) if summary else None, markdown, append=True)
-    _write(args.json, json.dumps(to_json(baseline, candidate, results, **opts), indent=2) + "\n")
+    payload = json.dumps(to_json(baseline, candidate, results, **opts), indent=2) + "\n"
+    for what, path, append in outputs:
+        try:
+            _write(path, payload if what == "--json" else markdown, append=append)
+        except OSError as e:
+            print(f"halt-eval gate: error: {what}: cannot write {path}: {e.strerror or e}",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
     return exit_code(results)

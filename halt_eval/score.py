@@ -150,7 +150,9 @@ class Scorer:
     def _judge(self, requests: list[JudgeRequest]) -> list[Judgement]:
         try:
             return _checked(self.judge, requests, self.judge.judge(requests))
-        except Exception:  # noqa: BLE001 - one bad answer must not sink the batch
+        except Exception as e:  # noqa: BLE001 - one bad answer must not sink the batch
+            if getattr(e, "fatal", False):  # the judge itself is gone (JudgeUnavailable)
+                raise
             if len(requests) == 1:
                 return [_failed(self.judge, requests[0], traceback.format_exc(limit=5))]
             return [j for req in requests for j in self._judge([req])]

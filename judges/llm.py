@@ -741,9 +741,14 @@ CLI_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--judge-concurrency": ("max_concurrency", {"type": int,
                                                 "help": "requests in flight (openai; default 16)"}),
     "--judge-timeout": ("timeout_s", {"type": float,
-                                      "help": "seconds per request (openai; default 60)"}),
+                                      "help": "wall-clock seconds per request attempt, "
+                                              "body included (openai; default 60)"}),
     "--judge-batch-size": ("batch_size", {"type": int,
                                           "help": "prompts per engine call (vllm; default 64)"}),
+    "--judge-on-error": ("on_error", {"choices": ["fail", "unverifiable"],
+                                      "help": "when the judge server cannot be reached: fail "
+                                              "the run (default) or score its fragments "
+                                              "unverifiable (reason llm_error)"}),
 }
 
 

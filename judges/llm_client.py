@@ -19,6 +19,8 @@ Only the standard library is used (urllib + threads); vllm is imported lazily.
 
 from __future__ import annotations
 
+import functools
+import http.client
 import importlib.util
 import json
 import logging
@@ -41,6 +43,16 @@ log = logging.getLogger(__name__)
 Backend = Literal["none", "vllm", "openai"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 ErrorKind = Literal["timeout", "http", "connection", "engine", "bad_reply"]
+OnError = Literal["fail", "unverifiable"]
+ON_ERROR: tuple[str, ...] = get_args(OnError)
+
+
+class JudgeUnavailable(RuntimeError):
+    """The judge server cannot be reached and ``on_error`` is ``fail``: the run must stop
+    rather than score every fragment ``unverifiable``. ``fatal`` tells the scorer not to
+    isolate it per answer."""
+
+    fatal = True
 
 #: Environment variables searched, in order, for the OpenAI-compatible API key.
 API_KEY_ENV = ("HALT_JUDGE_API_KEY", "OPENAI_API_KEY")
@@ -78,6 +90,14 @@ class LLMOptions:
             (vLLM ``structured_outputs``; OpenAI ``response_format: json_schema``). Replies are
             parsed as strictly either way; turn off for servers that reject the field.
         engine_kwargs: Extra ``vllm.LLM`` arguments (``max_model_len``, ``dtype`` ...).
+        on_error: ``fail`` (default): a server that cannot be reached raises
+            ``JudgeUnavailable`` naming the URL; ``unverifiable``: its fragments are
+            ``unverifiable`` with reason ``llm_error`` and the run goes on.
+        max_reply_bytes: Largest HTTP reply body read (``openai``); a bigger one is an error.
+
+    ``timeout_s`` bounds each attempt by the wall clock (connect, headers and body: a server
+    trickling bytes is cut off), so one prompt takes at most ``(max_retries + 1) * timeout_s``
+    plus at most 8 s of backoff per retry.
     """
 
     backend: Backend = "none"
@@ -95,6 +115,8 @@ class LLMOptions:
     api_key_env: str | None = None
     structured: bool = True
     engine_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    on_error: OnError = "fail"
+    max_reply_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -102,7 +124,11 @@ class LLMOptions:
         for name in ("max_concurrency", "batch_size", "max_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LLMOptions.{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.max_retries < 0 or self.timeout_s <= 0:
+        if self.on_error not in ON_ERROR:
+            raise ValueError(f"LLMOptions.on_error must be one of {ON_ERROR}, got {self.on_error!r}")
+        if self.max_reply_bytes < 1024:
+            raise ValueError(f"LLMOptions.max_reply_bytes must be >= 1024, got {self.max_reply_bytes!r}")
+        if not (self.max_retries >= 0 and 0 < self.timeout_s < float("inf")):
             raise ValueError(f"LLMOptions: max_retries must be >= 0 and timeout_s > 0, got "
                              f"{self.max_retries!r} and {self.timeout_s!r}")
 
@@ -142,7 +168,7 @@ class LLMOptions:
 
 
 def _coerce(key: str, value: Any) -> Any:
-    ints = {"max_concurrency", "max_retries", "max_tokens", "batch_size", "seed"}
+    ints = {"max_concurrency", "max_retries", "max_tokens", "batch_size", "seed", "max_reply_bytes"}
     floats = {"timeout_s", "temperature"}
     try:
         if key in ("split", "structured"):
@@ -271,8 +297,10 @@ class LLMClient:
         except _BackendError as e:  # the model name could not be resolved
             with self._stats_lock:
                 self.stats.errors += len(prompts)
-            return [Reply(None, CacheKey(p.asker, "?", p.template, ""), str(e), e.kind)
-                    for p in prompts]
+            failed = [Reply(None, CacheKey(p.asker, "?", p.template, ""), str(e), e.kind)
+                      for p in prompts]
+            self._check_reachable(failed)
+            return failed
         hits = self.cache.get_many(keys)
         replies: dict[str, Reply] = {}
         todo: dict[str, tuple[Prompt, CacheKey]] = {}
@@ -286,7 +314,18 @@ class LLMClient:
         if todo:
             for reply in self._send(list(todo.values())):
                 replies[reply.key.digest] = reply
+        self._check_reachable(replies.values())
         return [replies[k.digest] for k in keys]
+
+    def _check_reachable(self, replies: Any) -> None:
+        if self.options.on_error != "fail":
+            return
+        lost = next((r for r in replies if r.error_kind == "connection"), None)
+        if lost is not None:
+            raise JudgeUnavailable(
+                f"the LLM judge at {self.options.base_url or self.options.model} cannot be "
+                f"reached ({lost.error}); start it, fix --judge-base-url, or pass "
+                "--judge-on-error unverifiable to score its fragments unverifiable")
 
     def _record(self, reply: Reply) -> Reply:
         """Count one fresh reply and, if it is a success, commit it to the cache."""
@@ -317,6 +356,79 @@ class _BackendError(Exception):
         self.kind = kind
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+
+
+class _Deadline:
+    """A wall-clock limit on one HTTP exchange: when it passes, the socket is shut down, so a
+    read blocked on a server that trickles bytes (each within the socket timeout) returns."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                self._shutdown()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class _WatchedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()
+        self._deadline.attach(self.sock)
+
+
+class _WatchedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()
+        self._deadline.attach(self.sock)
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(functools.partial(_WatchedHTTPConnection, deadline=self._deadline), req)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(functools.partial(_WatchedHTTPSConnection, deadline=self._deadline),
+                            req, context=self._context)
 
 
 class OpenAIClient(LLMClient):
@@ -360,15 +472,40 @@ class OpenAIClient(LLMClient):
             raise _BackendError(f"{self.base_url}/models lists no model: {str(data)[:200]}",
                                 "bad_reply") from e
 
-    def _http(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
+    def _http(self, method: str, path: str, body: Mapping[str, Any] | None,
+              budget_s: float | None = None) -> Any:
+        """One HTTP exchange, over within ``budget_s`` (default ``timeout_s``) of wall clock."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base_url + path, data=data, method=method,
                                      headers=self._headers())
+        limit = self.options.timeout_s if budget_s is None else max(0.001, budget_s)
+        deadline = _Deadline(limit)
+        cap = self.options.max_reply_bytes
         try:
-            with urllib.request.urlopen(req, timeout=self.options.timeout_s) as resp:
-                raw = resp.read()
+            opener = urllib.request.build_opener(_WatchedHTTPHandler(deadline),
+                                                 _WatchedHTTPSHandler(deadline))
+            with opener.open(req, timeout=min(limit, self.options.timeout_s)) as resp:
+                length = resp.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > cap:
+                    raise _BackendError(f"reply of {int(length):,} bytes from {path} exceeds the "
+                                        f"{cap:,}-byte cap", "bad_reply")
+                chunks, size = [], 0
+                while True:
+                    chunk = resp.read(65536)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > cap:
+                        raise _BackendError(f"reply from {path} exceeds the {cap:,}-byte cap",
+                                            "bad_reply")
+                    chunks.append(chunk)
+                    if deadline.expired:
+                        raise TimeoutError
+                raw = b"".join(chunks)
+        except _BackendError:
+            raise
         except urllib.error.HTTPError as e:
-            detail = e.read()[:500].decode("utf-8", "replace")
+            detail = e.read(500)[:500].decode("utf-8", "replace") if not deadline.expired else ""
             retry_after = e.headers.get("Retry-After") if e.headers else None
             try:
                 after = float(retry_after) if retry_after else None
@@ -376,18 +513,22 @@ class OpenAIClient(LLMClient):
                 after = None
             raise _BackendError(f"HTTP {e.code} from {path}: {detail}", "http",
                                 e.code in _RETRY_STATUS, after) from e
-        except (TimeoutError, socket.timeout) as e:
-            raise _BackendError(f"no reply within {self.options.timeout_s} s from {path}",
-                                "timeout", True) from e
-        except urllib.error.URLError as e:
-            if isinstance(e.reason, (TimeoutError, socket.timeout)):
-                raise _BackendError(f"no reply within {self.options.timeout_s} s from {path}",
+        except Exception as e:  # noqa: BLE001 - every failure becomes a typed backend error
+            timed_out = deadline.expired or isinstance(e, (TimeoutError, socket.timeout)) or (
+                isinstance(e, urllib.error.URLError)
+                and isinstance(e.reason, (TimeoutError, socket.timeout)))
+            if timed_out:
+                raise _BackendError(f"no complete reply within {limit:g} s from {path}",
                                     "timeout", True) from e
-            raise _BackendError(f"cannot reach {self.base_url}: {e.reason}", "connection",
-                                True) from e
-        except (ConnectionError, OSError) as e:
-            raise _BackendError(f"connection to {self.base_url} failed: {e}", "connection",
-                                True) from e
+            if isinstance(e, urllib.error.URLError):
+                raise _BackendError(f"cannot reach {self.base_url}: {e.reason}", "connection",
+                                    True) from e
+            if isinstance(e, (ConnectionError, OSError)):
+                raise _BackendError(f"connection to {self.base_url} failed: {e}", "connection",
+                                    True) from e
+            raise _BackendError(f"{path}: {type(e).__name__}: {e}", "bad_reply") from e
+        finally:
+            deadline.cancel()
         try:
             return json.loads(raw)
         except ValueError as e:
@@ -415,13 +556,14 @@ class OpenAIClient(LLMClient):
                                         f"{str(data)[:200]}", "bad_reply") from e
                 return Reply(text if isinstance(text, str) else "", key)
             except _BackendError as e:
+                delay = min(_BACKOFF_MAX_S, _BACKOFF_BASE_S * 2 ** attempt)
+                delay = e.retry_after_s if e.retry_after_s is not None else delay
+                delay = min(_BACKOFF_MAX_S, delay) * (0.5 + random.random() / 2)
                 if not e.retryable or attempt >= self.options.max_retries:
                     tries = f" (after {attempt + 1} attempts)" if attempt else ""
                     return Reply(None, key, f"{e}{tries}", e.kind)
-                delay = min(_BACKOFF_MAX_S, _BACKOFF_BASE_S * 2 ** attempt)
-                delay = e.retry_after_s if e.retry_after_s is not None else delay
-                # Jitter keeps concurrent workers from retrying in lockstep.
-                time.sleep(min(_BACKOFF_MAX_S, delay) * (0.5 + random.random() / 2))
+                # Jitter (above) keeps concurrent workers from retrying in lockstep.
+                time.sleep(delay)
                 attempt += 1
                 with self._stats_lock:
                     self.stats.retries += 1

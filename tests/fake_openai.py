@@ -30,6 +30,7 @@ class FakeReply:
     delay_s: float = 0.0
     raw: bytes | None = None  # sent verbatim instead of a completion body
     headers: Mapping[str, str] = field(default_factory=dict)
+    trickle_s: float = 0.0  # send the body one byte at a time, this far apart
 
 
 Responder = Callable[[dict[str, Any]], "FakeReply | str"]
@@ -94,7 +95,8 @@ class FakeOpenAI:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def _send(self, status: int, payload: bytes, headers: Mapping[str, str] = {}) -> None:
+            def _send(self, status: int, payload: bytes, headers: Mapping[str, str] = {},
+                      trickle_s: float = 0.0) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -102,6 +104,12 @@ class FakeOpenAI:
                     self.send_header(k, v)
                 self.end_headers()
                 try:
+                    if trickle_s:
+                        for i in range(len(payload)):
+                            self.wfile.write(payload[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(trickle_s)
+                        return
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and left
@@ -143,7 +151,7 @@ class FakeOpenAI:
                         "choices": [{"index": 0, "finish_reason": "stop",
                                      "message": {"role": "assistant", "content": reply.content}}],
                     }).encode()
-                self._send(reply.status, payload, reply.headers)
+                self._send(reply.status, payload, reply.headers, reply.trickle_s)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True

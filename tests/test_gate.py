@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from halt_eval.cli import main
@@ -215,6 +215,9 @@ def test_identical_runs_always_pass_with_a_zero_interval(pairs):
 @settings(max_examples=25, deadline=None)
 @given(_spec)
 def test_swapping_the_runs_negates_the_change_and_mirrors_the_interval(pairs):
+    # A run where every answer is empty has no correctness to compare: the gate refuses it
+    # (test_hardening_gate_llm); here both runs give something somewhere.
+    assume(any(p[0] < 4 for p in pairs) == any(p[1] < 4 for p in pairs))
     a, b = _run(pairs, 0), _run(pairs, 1)
     forward = {m.metric: m for m in gate(a, b, resamples=200)[0].metrics}
     backward = {m.metric: m for m in gate(b, a, resamples=200)[0].metrics}

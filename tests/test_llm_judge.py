@@ -352,9 +352,9 @@ def test_a_server_that_hangs_gives_llm_timeout_after_the_retries():
     assert judge.stats["retries"] == 3 and time.perf_counter() - t0 < 3
 
 
-def test_an_unreachable_server_gives_unverifiable_not_a_crash():
+def test_an_unreachable_server_gives_unverifiable_not_a_crash_when_asked():
     judge = LLMJudge("claims", options=LLMOptions(backend="openai", base_url="http://127.0.0.1:9/v1",
-                                               max_retries=0))
+                                               max_retries=0, on_error="unverifiable"))
     [j] = judge.judge([request(claims_set(1)[0])])
     assert {v.label for v in j.verdicts} == {"unverifiable"}
     assert {v.reason for v in j.verdicts} == {"llm_error"}
