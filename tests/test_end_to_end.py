@@ -65,13 +65,14 @@ def test_stock_lm_eval_with_a_real_model_scores_every_domain(tmp_path):
         for metric in METRICS:
             value = results[task][f"{metric},halt"]
             assert value is None or math.isnan(value) or 0.0 <= value <= 1.0, (task, metric, value)
-        assert results[task]["details,halt"] == 2
+        assert results[task]["sample_len"] == 2 and "details,halt" not in results[task]
     for task in TASKS:
-        rows = [json.loads(line) for p in _latest(tmp_path / "out", f"samples_{task}_*.jsonl")
-                for line in p.read_text().splitlines()]
-        assert len(rows) == 2
-        for row in rows:
-            assert row["n_given"] == len(row["fragments"])
+        samples = [json.loads(line) for p in _latest(tmp_path / "out", f"samples_{task}_*.jsonl")
+                   for line in p.read_text().splitlines()]
+        assert len(samples) == 2
+        for sample in samples:
+            row = json.loads(sample["filtered_resps"][0][0])  # the scored row, logged as JSON text
+            assert sample["n_given"] == row["n_given"] == len(row["fragments"])
             for frag in row["fragments"]:
                 assert frag["verdict"] in ("correct", "incorrect", "unverifiable")
                 assert frag["judge"] and frag["reason"]
@@ -100,11 +101,13 @@ def test_halt_eval_run_replays_recorded_answers_through_lm_eval(tmp_path):
     samples = [json.loads(line) for p in _latest(out, "samples_halt_math_gsm8k_*.jsonl")
                for line in p.read_text().splitlines()]
     by_doc = {s["doc_id"]: s for s in samples}
-    assert by_doc[0]["details"]["solved"] is True and by_doc[0]["completeness"] == 1.0
+    rows = {d: json.loads(s["filtered_resps"][0][0]) for d, s in by_doc.items()}  # rows as JSON text
+    assert rows[0]["solved"] is True and by_doc[0]["completeness"] == 1.0
     assert by_doc[1]["abstained"] == 1.0 and by_doc[1]["n_given"] == 0
-    assert by_doc[2]["details"]["solved"] is False
-    wrong = [f for f in by_doc[2]["fragments"] if f["verdict"] == "incorrect"]
-    assert wrong, by_doc[2]["fragments"]
+    assert rows[2]["solved"] is False
+    wrong = [f for f in rows[2]["fragments"] if f["verdict"] == "incorrect"]
+    assert wrong, rows[2]["fragments"]
+    assert all("evidence" in f for f in rows[2]["fragments"]) and rows[2]["rules_version"] == "2"
     results = json.loads(_latest(out, "results_*.json")[-1].read_text())["results"]["halt_math_gsm8k"]
     assert results["abstained,halt"] == pytest.approx(1 / 3)
 
