@@ -28,6 +28,11 @@ def _marker_regex(markers: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(alternatives), re.IGNORECASE)
 
 
+def check_markers(markers: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming the first marker phrase without a word (``'!!!'``)."""
+    _marker_regex(tuple(markers))
+
+
 @dataclass(frozen=True, slots=True)
 class Cut:
     """An answer cut at its abstention marker.
