@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -14,8 +15,9 @@ input rows (JSONL): {{"id", "prompt", "response", "reference", "fragments"?}}; l
 samples_*.jsonl files are read too. reference per domain:
 {references}
 
-exit status: 0 all records scored; 1 some records could not be read (each is named on
-stderr, every other record is still scored and written); 2 bad options.
+exit status: 0 all records scored; 1 some records could not be read or repeat an id (each is
+named on stderr, every other record is still scored and written); 2 bad options or an
+unusable file, one line on stderr, before any output is written (see docs/errors.md).
 
 example:
   halt-eval score answers.jsonl --domain math -o scored.jsonl --summary-json summary.json
@@ -85,10 +87,120 @@ def _judge_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def _done_ids(path: Path) -> set[str]:
     from halt_eval.io import iter_json_lines
 
-    return {str(obj["id"]) for _, obj, err, _ in iter_json_lines(path) if not err and "id" in obj}
+    return {str(obj["id"]) for _, obj, err, _ in iter_json_lines(path)
+            if not err and isinstance(obj, dict) and "id" in obj}
+
+
+class UsageError(Exception):
+    """A bad option or an unusable file: one line on stderr, exit 2, no output touched."""
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Everything that can be checked before any file is opened for writing."""
+    from halt_eval.split import DEFAULT_MARKERS, check_markers
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.n_desired is not None:
+        check_n_desired(args.n_desired)
+    try:
+        check_markers(DEFAULT_MARKERS + tuple(args.marker))
+    except ValueError as e:
+        raise UsageError(f"--marker: {e}") from None
+    out = Path(args.output)
+    if out.is_dir():
+        raise UsageError(f"-o {out}: is a directory")
+    for path in args.inputs:
+        if _same_file(Path(path), out):
+            raise UsageError(f"-o {out} is also an input; write the scored rows to another file")
+    if args.summary_json:
+        summary = Path(args.summary_json)
+        if summary.is_dir():
+            raise UsageError(f"--summary-json {summary}: is a directory")
+        if _same_file(summary, out) or any(_same_file(Path(p), summary) for p in args.inputs):
+            raise UsageError(f"--summary-json {summary} is also the output or an input")
+
+
+def check_n_desired(mode: str) -> None:
+    """``reference``, ``reference_recall`` or ``fixed:K`` with an integer K >= 1."""
+    if mode in ("reference", "reference_recall"):
+        return
+    if mode.startswith("fixed:"):
+        try:
+            k = int(mode.split(":", 1)[1])
+        except ValueError:
+            raise UsageError(f"--n-desired {mode!r}: expected fixed:K with an integer K") from None
+        if k < 1:
+            raise UsageError(f"--n-desired {mode!r}: K must be at least 1")
+        return
+    raise UsageError(f"--n-desired must be reference, reference_recall or fixed:K, got {mode!r}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _open_output(path: Path, resume: bool):
+    """Open OUT for writing under an exclusive lock, without truncating it before the lock
+    is held (a second run on the same file is refused and leaves it alone). With ``resume``,
+    a torn last line (a run killed mid-write, a full disk) is cut off, with a warning."""
+    import fcntl
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = path.open("a+b")
+    except OSError as e:
+        raise UsageError(f"cannot write -o {path}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise UsageError(f"-o {path} is being written by another halt-eval run") from None
+    if not resume:
+        fh.truncate(0)
+    else:
+        _repair_torn_line(fh, path)
+    fh.seek(0, 2)
+    return io.TextIOWrapper(fh, encoding="utf-8", newline="\n")
+
+
+def _repair_torn_line(fh, path: Path) -> None:
+    size = fh.seek(0, 2)
+    if size == 0:
+        return
+    fh.seek(size - 1)
+    if fh.read(1) == b"\n":
+        return
+    # find the last newline, reading back in blocks
+    pos, keep = size, 0
+    while pos > 0:
+        step = min(65536, pos)
+        pos -= step
+        fh.seek(pos)
+        block = fh.read(step)
+        nl = block.rfind(b"\n")
+        if nl != -1:
+            keep = pos + nl + 1
+            break
+    fh.truncate(keep)
+    print(f"warning: {path}: the last line was incomplete ({size - keep} bytes, a run cut off "
+          "while writing); removed, its record is scored again", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except UsageError as e:
+        print(f"halt-eval score: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from halt_eval.io import read_responses, write_jsonl_row
@@ -98,51 +210,68 @@ def run(args: argparse.Namespace) -> int:
     from halt_eval.score import ScoreConfig, Scorer
     from halt_eval.split import DEFAULT_MARKERS
 
+    _check_options(args)
     config = ScoreConfig(markers=DEFAULT_MARKERS + tuple(args.marker), n_desired=args.n_desired)
     try:
         scorer = Scorer.for_domain(
             args.domain, config=config, judge_kwargs=_judge_kwargs(args),
             llm=options_from_args(args).to_dict())
+    except TypeError as e:  # an option the judge does not take (--judge-arg)
+        raise UsageError(f"the {args.domain} judge does not take this option: {e}") from None
     except (RuntimeError, ValueError, ImportError) as e:
-        print(f"halt-eval score: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from None
 
     out_path = Path(args.output)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    done = _done_ids(out_path) if args.resume and out_path.exists() else set()
     bad = 0
     records = []
+    seen: dict[str, str] = {}  # id -> where it was first read
+    n_read = 0
     for path in args.inputs:
         try:
             for rec in read_responses(path, args.domain, task=args.task):
+                n_read += 1
                 if rec.warning:
                     print(f"warning: {rec.warning}", file=sys.stderr)
                 if rec.error:
                     bad += 1
                     print(f"error: {rec.error}", file=sys.stderr)
-                elif rec.response.id not in done:
-                    records.append(rec.response)
+                    continue
+                rid = rec.response.id
+                if rid in seen:
+                    bad += 1
+                    print(f"error: {rec.where}: duplicate id {rid!r}, first at {seen[rid]}; "
+                          "this record is not scored", file=sys.stderr)
+                    continue
+                seen[rid] = rec.where
+                records.append(rec.response)
         except OSError as e:
-            print(f"halt-eval score: cannot read {path}: {e}", file=sys.stderr)
-            return 2
+            raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    if n_read == 0:
+        raise UsageError(f"no records in {', '.join(map(str, args.inputs))}: nothing to score")
 
-    rows: list[Any] = []
-    with out_path.open("a" if args.resume else "w", encoding="utf-8") as fh, \
-            tqdm(total=len(records), desc=f"scoring {args.domain}", unit="answer",
-                 file=sys.stderr) as bar:
-        for start in range(0, len(records), max(1, args.batch_size)):
-            batch = records[start:start + args.batch_size]
-            for scored in scorer.score(batch):
-                write_jsonl_row(fh, scored.to_dict())
-                rows.append(scored)
-            bar.update(len(batch))
-    if done:
-        from halt_eval.io import iter_json_lines
+    fh = _open_output(out_path, args.resume)
+    with fh:
+        done = _done_ids(out_path) if args.resume else set()
+        records = [r for r in records if r.id not in done]
+        rows: list[Any] = []
+        with tqdm(total=len(records), desc=f"scoring {args.domain}", unit="answer",
+                  file=sys.stderr) as bar:
+            for start in range(0, len(records), args.batch_size):
+                batch = records[start:start + args.batch_size]
+                for scored in scorer.score(batch):
+                    if write_jsonl_row(fh, scored.to_dict()):
+                        print(f"warning: record {scored.response.id!r}: text that UTF-8 cannot "
+                              "carry (a lone surrogate) written as a \\uXXXX escape",
+                              file=sys.stderr)
+                    rows.append(scored)
+                bar.update(len(batch))
+        if done:
+            from halt_eval.io import iter_json_lines
 
-        from halt_eval.types import ScoredResponse
+            from halt_eval.types import ScoredResponse
 
-        rows = [ScoredResponse.from_dict(obj, where) for where, obj, err, _ in iter_json_lines(out_path)
-                if not err]
+            rows = [ScoredResponse.from_dict(obj, where)
+                    for where, obj, err, _ in iter_json_lines(out_path) if not err]
 
     summary = summarize(rows)
     summary.update({"domain": args.domain, "inputs": [str(p) for p in args.inputs],
@@ -156,9 +285,13 @@ def run(args: argparse.Namespace) -> int:
         summary["judge_stats"] = stats() if callable(stats) else stats
     print(format_summary(summary))
     if args.summary_json:
-        Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot write --summary-json {args.summary_json}: "
+                             f"{e.strerror or e} (the scored rows are in {out_path})") from None
     if bad:
-        print(f"halt-eval score: {bad} record(s) could not be read (named above); "
+        print(f"halt-eval score: {bad} record(s) could not be read or repeat an id (named above); "
               f"the other {len(rows)} were scored", file=sys.stderr)
         return 1
     return 0

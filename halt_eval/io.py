@@ -8,6 +8,7 @@ optional ``fragments``) or lm-eval ``samples_*.jsonl`` rows (``doc_id``, ``doc``
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +229,30 @@ def first_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def write_jsonl_row(fh, row: Mapping[str, Any]) -> None:
-    """Write one row and flush, so a killed run keeps every row already written."""
-    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def jsonl_line(row: Mapping[str, Any]) -> tuple[str, bool]:
+    """One row as a JSON line that UTF-8 can always carry, and whether anything was escaped.
+
+    A lone surrogate (``"\\ud800"`` is valid JSON, so it reaches us from input) cannot be
+    encoded as UTF-8; it is written as its ``\\uXXXX`` escape, which reads back as the same
+    string. Everything else stays as it is (``ensure_ascii=False``).
+    """
+    line = json.dumps(row, ensure_ascii=False)
+    if _SURROGATE.search(line) is None:
+        return line + "\n", False
+    # json.dumps put the surrogate inside a string literal, where an escape means the same
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n", True
+
+
+def write_jsonl_row(fh, row: Mapping[str, Any]) -> bool:
+    """Write one row and flush, so a killed run keeps every row already written.
+
+    Returns:
+        Whether text UTF-8 cannot carry (a lone surrogate) was escaped (see ``jsonl_line``).
+    """
+    line, escaped = jsonl_line(row)
+    fh.write(line)
     fh.flush()
+    return escaped

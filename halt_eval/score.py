@@ -171,15 +171,24 @@ class Scorer:
             raise ValueError(
                 f"n_desired must be 'reference', 'reference_recall' or 'fixed:K', got {mode!r}"
             )
+        limit = self.config.max_answer_chars
         texts: list[str] = []
+        extra: list[int] = []
         for r in responses:
             ref = next((r.reference.get(k) for k in self.domain.reference_text
                         if isinstance(r.reference.get(k), str) and r.reference.get(k).strip()), None)
-            # Without a reference answer, a complete answer is taken to be the whole given
-            # answer (marker included), so completeness falls back to correctness unless solved.
-            texts.append(ref if ref is not None else strip_markers(r.text, self.config.markers))
+            if ref is not None:
+                texts.append(ref[:limit])
+                extra.append(int(len(ref) > limit))
+            else:
+                # Without a reference answer, a complete answer is taken to be the whole given
+                # answer (marker included), so completeness falls back to correctness unless
+                # solved. The length cap holds here too: the part past it counts as the one
+                # fragment it is scored as, and is never split.
+                texts.append(strip_markers(r.text[:limit], self.config.markers))
+                extra.append(int(len(r.text) > limit))
         pieces = self.splitter.split(texts, list(responses))
-        return [len(p) or None for p in pieces]
+        return [(len(p) + x) or None for p, x in zip(pieces, extra)]
 
     def _assemble(self, req, cut, over, judgement: Judgement, n_desired, spec) -> ScoredResponse:
         r = req.response

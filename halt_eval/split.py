@@ -28,6 +28,11 @@ def _marker_regex(markers: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(alternatives), re.IGNORECASE)
 
 
+def check_markers(markers: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming the first marker phrase without a word (``'!!!'``)."""
+    _marker_regex(tuple(markers))
+
+
 @dataclass(frozen=True, slots=True)
 class Cut:
     """An answer cut at its abstention marker.
@@ -72,6 +77,10 @@ _ABBREVIATIONS = re.compile(
     r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|U\.S|No|Fig|Eq|approx|Inc|Ltd|Co)"
     r"|\b[A-Z])\.$"
 )
+# The longest abbreviation above with its full stop ("approx.") fits in this many characters;
+# the abbreviation test looks back no further, so splitting stays linear in the text's length
+# (searching from the sentence start made "A. " * 33,000 take over a minute).
+_ABBREVIATION_WINDOW = 8
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -85,7 +94,8 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     for line_start, line_end in line_spans(text, start, end):
         cursor = line_start
         for match in _SENTENCE_END.finditer(text, line_start, line_end):
-            if _ABBREVIATIONS.search(text, cursor, match.start() + 1):
+            stop = match.start() + 1
+            if _ABBREVIATIONS.search(text, max(cursor, stop - _ABBREVIATION_WINDOW), stop):
                 continue
             spans.append((cursor, match.end(1)))
             cursor = match.end()

@@ -1,0 +1,182 @@
+"""Hardening of `halt-eval score` (issue 14): bounded time on any answer, options checked
+before any output is opened, output no input can crash, a torn line repaired on resume,
+duplicate ids named, one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from conftest import LabelJudge, toy_domain
+from halt_eval.score import ScoreConfig, Scorer
+from halt_eval.split import SentenceSplitter, sentence_spans
+from halt_eval.types import Response
+
+
+# -- item 1: linear-time splitting, the length cap before anything else ---------------------
+
+def test_sentence_splitting_is_linear_on_a_run_of_initials():
+    # Every "A." is an initial, so nothing ends a sentence; the abbreviation test used to scan
+    # from the sentence start at each full stop (quadratic: 20,000 of them took minutes).
+    text = "A. " * 33_000
+    t = time.perf_counter()
+    spans = sentence_spans(text)
+    assert time.perf_counter() - t < 3.0
+    assert spans == [(0, len(text.rstrip()))]
+
+
+def test_abbreviations_still_hold_a_sentence_together():
+    text = "Dr. Smith met Mr. Jones approx. at noon. Then J. R. Tolkien left. It rained."
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Dr. Smith met Mr. Jones approx. at noon.", "Then J. R. Tolkien left.", "It rained."]
+
+
+class RecordingSplitter(SentenceSplitter):
+    def __init__(self):
+        self.lengths = []
+
+    def split(self, texts, responses):
+        self.lengths += [len(t) for t in texts]
+        return super().split(texts, responses)
+
+
+def test_n_desired_without_a_reference_splits_only_the_capped_answer():
+    splitter = RecordingSplitter()
+    scorer = Scorer(toy_domain("independent", "reference", judge="labels"), splitter, LabelJudge(),
+                    ScoreConfig(max_answer_chars=100))
+    text = "Alpha is one. " * 5 + "B. " * 2_000_000  # 6 MB, no reference solution
+    s = scorer.score([Response("big", "bio", "", text, {"labels": ["correct"] * 10})])[0]
+    assert max(splitter.lengths) <= 100
+    # the capped part's sentences plus the one over-length fragment, as in n_given
+    assert s.n_desired == s.n_given and s.verdicts[-1].reason == "over_length"
+
+
+# -- `halt-eval score` end to end -------------------------------------------------------------
+
+import fcntl  # noqa: E402
+
+import pytest  # noqa: E402
+
+from halt_eval.cli import main  # noqa: E402
+
+ROW = {"id": "g1", "prompt": "p", "response": "1 + 1 = 2. \\boxed{2}", "reference": {"answer": "2"}}
+KEEP = '{"kept": "from an earlier run"}\n'
+
+
+def _input(tmp_path, rows, name="in.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _score(*argv):
+    return main(["score", *map(str, argv)])
+
+
+# item 4/5: options checked before the output is opened ----------------------------------------
+
+@pytest.mark.parametrize("bad, says", [
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--batch-size", "-1"], "--batch-size must be at least 1, got -1"),
+    (["--n-desired", "fixed:abc"], "expected fixed:K with an integer K"),
+    (["--n-desired", "fixed:-3"], "K must be at least 1"),
+    (["--n-desired", "fixed:0"], "K must be at least 1"),
+    (["--n-desired", "everything"], "--n-desired must be reference, reference_recall or fixed:K"),
+    (["--marker", "!!!"], "--marker: abstention marker '!!!' has no words"),
+])
+def test_a_bad_option_is_refused_before_the_output_is_touched(tmp_path, capsys, bad, says):
+    inp, out = _input(tmp_path, [ROW]), tmp_path / "out.jsonl"
+    out.write_text(KEEP)
+    assert _score(inp, "--domain", "math", "-o", out, *bad) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert out.read_text() == KEEP
+
+
+def test_the_input_as_output_is_refused_and_kept(tmp_path, capsys):
+    inp = _input(tmp_path, [ROW])
+    inp.write_text(inp.read_text() + "not json\n")
+    before = inp.read_text()
+    for extra in ([], ["--resume"]):
+        assert _score(inp, "--domain", "math", "-o", tmp_path / "." / "in.jsonl", *extra) == 2
+        assert "is also an input" in capsys.readouterr().err
+    assert inp.read_text() == before
+
+
+def test_a_second_run_on_a_locked_output_is_refused(tmp_path, capsys):
+    inp, out = _input(tmp_path, [ROW]), tmp_path / "out.jsonl"
+    out.write_text(KEEP)
+    with out.open("a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        assert _score(inp, "--domain", "math", "-o", out) == 2
+    assert "is being written by another halt-eval run" in capsys.readouterr().err
+    assert out.read_text() == KEEP
+
+
+# item 2: output no input can crash ------------------------------------------------------------
+
+def test_a_lone_surrogate_is_escaped_with_a_warning_and_every_row_written(tmp_path, capsys):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text('{"id": "s\\ud800", "response": "1 + 1 = 2. \\udfff", "reference": {"answer": "2"}}\n'
+                   + json.dumps(ROW) + "\n")
+    assert _score(inp, "--domain", "math", "-o", out) == 0
+    rows = [json.loads(line) for line in out.read_bytes().decode("utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["s\ud800", "g1"]  # the escape reads back as the same id
+    assert "lone surrogate" in capsys.readouterr().err
+
+
+# item 3: --resume repairs a torn last line ----------------------------------------------------
+
+def test_resume_cuts_a_torn_last_line_and_scores_its_record_again(tmp_path, capsys):
+    rows = [ROW, dict(ROW, id="g2")]
+    inp, out = _input(tmp_path, rows), tmp_path / "out.jsonl"
+    assert _score(_input(tmp_path, rows[:1], "first.jsonl"), "--domain", "math", "-o", out) == 0
+    whole = out.read_text()
+    out.write_text(whole + whole[:40])  # a run cut off while writing g2's row
+    assert _score(inp, "--domain", "math", "-o", out, "--resume") == 0
+    assert "the last line was incomplete (40 bytes" in capsys.readouterr().err
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["g1", "g2"]
+
+
+# item 8: duplicate ids ------------------------------------------------------------------------
+
+def test_a_duplicate_id_is_named_with_both_lines_and_exit_1(tmp_path, capsys):
+    inp, out = _input(tmp_path, [ROW, dict(ROW, id="g2"), ROW]), tmp_path / "out.jsonl"
+    assert _score(inp, "--domain", "math", "-o", out) == 1
+    assert f"{inp}:3: duplicate id 'g1', first at {inp}:1" in capsys.readouterr().err
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["g1", "g2"]
+
+
+# item 9: one-line errors, exit 2 --------------------------------------------------------------
+
+def test_a_directory_output_or_summary_is_one_line_exit_2(tmp_path, capsys):
+    inp = _input(tmp_path, [ROW])
+    assert _score(inp, "--domain", "math", "-o", tmp_path) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert _score(inp, "--domain", "math", "-o", tmp_path / "o.jsonl", "--summary-json", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "--summary-json" in err and "is a directory" in err and "Traceback" not in err
+
+
+def test_an_unwritable_output_is_one_line_exit_2(tmp_path, capsys):
+    # (a read-only directory would do too, but the tests may run as root)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert _score(_input(tmp_path, [ROW]), "--domain", "math", "-o", blocker / "o.jsonl") == 2
+    err = capsys.readouterr().err
+    assert f"cannot write -o {blocker / 'o.jsonl'}" in err and "Traceback" not in err
+
+
+def test_an_unknown_judge_option_is_one_line_exit_2(tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    assert _score(_input(tmp_path, [ROW]), "--domain", "math", "-o", out, "--judge-arg", "bogus=1") == 2
+    err = capsys.readouterr().err
+    assert "judge does not take this option" in err and "bogus" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_an_empty_input_says_so(tmp_path, capsys):
+    inp, out = tmp_path / "empty.jsonl", tmp_path / "o.jsonl"
+    inp.write_text("\n  \n")
+    assert _score(inp, "--domain", "math", "-o", out) == 2
+    assert f"no records in {inp}" in capsys.readouterr().err
