@@ -342,9 +342,13 @@ def render(runs: Sequence[Run], *, title: str = "halt-eval report") -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``halt-eval report`` options."""
-    parser.add_argument("runs", nargs="+", metavar="RUN",
+    parser.add_argument("runs", nargs="*", metavar="RUN",
                         help="a halt-eval score JSONL or folder of them, or an lm-eval output folder "
                              "(the model folder, or its parent holding one model)")
+    parser.add_argument("--baseline", metavar="RUN",
+                        help="with --candidate instead of RUNs: the diff report of two paired runs "
+                             "(the gate's per-task changes, then documents by F1 change)")
+    parser.add_argument("--candidate", metavar="RUN", help="the candidate run of the diff report")
     parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
                         help="HTML file to write (default report.html)")
     parser.add_argument("--name", action="append", default=None, metavar="NAME",
@@ -353,7 +357,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the runs, write the report, and print where; 2 on unreadable input."""
+    """Load the runs, write the report (or the diff report), and print where; 2 on unreadable
+    input or unpaired runs."""
+    if args.baseline is not None or args.candidate is not None:
+        return _run_diff(args)
+    if not args.runs:
+        print("halt-eval report: error: give one or more RUNs, or --baseline and --candidate",
+              file=sys.stderr)
+        return 2
     if args.name is not None and len(args.name) != len(args.runs):
         print(f"halt-eval report: error: --name given {len(args.name)} time(s) for "
               f"{len(args.runs)} run(s)", file=sys.stderr)
@@ -371,4 +382,29 @@ def run(args: argparse.Namespace) -> int:
     args.output.write_text(html, encoding="utf-8")
     n = sum(r.n_samples for r in runs)
     print(f"wrote {args.output} ({len(html.encode('utf-8')) / 1e6:.1f} MB, {len(runs)} run(s), {n:,} samples)")
+    return 0
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    from halt_eval.gate import GateError
+    from halt_eval.reports.diff import render_diff
+    if args.baseline is None or args.candidate is None or args.runs:
+        print("halt-eval report: error: the diff report takes --baseline and --candidate and no RUN",
+              file=sys.stderr)
+        return 2
+    names = args.name or [None, None]
+    if len(names) != 2:
+        print("halt-eval report: error: --name given other than twice for --baseline and --candidate",
+              file=sys.stderr)
+        return 2
+    try:
+        baseline, candidate = load_run(args.baseline, names[0]), load_run(args.candidate, names[1])
+        title = args.title if args.title != "halt-eval report" else "halt-eval diff"
+        html = render_diff(baseline, candidate, title=title)
+    except (RunError, GateError) as e:
+        print(f"halt-eval report: error: {e}", file=sys.stderr)
+        return 2
+    args.output.write_text(html, encoding="utf-8")
+    print(f"wrote {args.output} ({len(html.encode('utf-8')) / 1e6:.1f} MB, diff of "
+          f"{baseline.n_samples:,} paired samples)")
     return 0
