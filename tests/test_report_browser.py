@@ -84,3 +84,71 @@ def test_a_screenshot_of_the_report_is_taken(report):
     head = shot.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", head[16:24]) == WINDOW
+
+
+#: Rows written by ``halt-eval score`` (sympy, sandbox and retrieval judges) for one answer per
+#: domain: a math answer with a false claim and a wrong final answer, a code answer with prose and
+#: a wrong line, a biography with a greeting and an unsupported date, a medical answer with a
+#: claim that conflicts with a reference statement.
+EVIDENCE_ROWS = Path(__file__).parent / "cases" / "report_evidence"
+#: Appended to a copy of the report: opens the evidence of every fragment.
+OPEN_ALL_SCRIPT = ('<script>document.querySelectorAll("details.frag").forEach(function (d) '
+                   '{ d.fill(); d.open = true; });</script>')
+
+
+@pytest.fixture(scope="module")
+def evidence_page(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("evidence")
+    page = root / "evidence.html"
+    html = render([load_run(EVIDENCE_ROWS, "real rows")])
+    page.write_text(html.replace("</body>", OPEN_ALL_SCRIPT + "</body>"), encoding="utf-8")
+    return page
+
+
+def _card(dom: str, doc_id: str) -> str:
+    """The HTML of the sample card whose header names ``doc_id``."""
+    return next(a for a in dom.split("<article")[1:] if f'<span class="id">#{doc_id}</span>' in a)
+
+
+def test_math_evidence_shows_the_claims_with_both_values_and_the_final_answer(evidence_page):
+    card = _card(browse(evidence_page), "m1")
+    row = re.search(r'<tr class="claim false">(.*?)</tr>', card).group(1)
+    assert re.findall(r'<td class="expr">([^<]*)</td>', row) == ["3 + 4 = 8", "7", "8"]
+    assert "does not hold" in row
+    assert re.search(r'final answer </span><code class="given">6</code><span class="cmp not_equal"> \u2260 </span>'
+                     r'<span class="muted">reference </span><code class="ref">5</code>', card)
+    # One numbering: the false claim is fragment #2 in the list and in the later explanations.
+    assert '<span class="num">#2</span><span class="badge incorrect">incorrect</span>' in card
+    assert "follows the first incorrect fragment (#2)" in card and "(#1)" not in card
+
+
+def test_code_evidence_shows_the_failing_test_its_values_and_the_blamed_line(evidence_page):
+    card = _card(browse(evidence_page), "square_right_then_wrong")
+    failure = card[card.index('<div class="code-failure">'):]
+    assert "test #1: assert square(3) == 9" in failure
+    assert re.search(r"<dt>expected</dt><dd><pre>9</pre></dd><dt>actual</dt><dd><pre>6</pre></dd>", failure)
+    assert re.search(r'<dt>blamed line</dt><dd class="blamed"><pre>result = n \+ n</pre>', failure)
+    # The prose before the program is shown as skipped, not silently left plain.
+    assert '<span class="skipped" title="skipped: not a line of the program' in card
+    assert '<span class="badge skipped">skipped</span> <span class="skipped">Here is the function:</span>' in card
+
+
+def test_bio_and_med_evidence_mark_the_deciding_sentence_in_the_titled_passage(evidence_page):
+    dom = browse(evidence_page)
+    bio = _card(dom, "b1")
+    assert '<div class="title">Ada Lovelace<span class="muted"> bm25' in bio
+    assert '<mark class="span support">She was born in London.</mark>' in bio
+    assert re.search(r'<span class="skipped" title="skipped: the splitter keeps claims only[^"]*">I hope this helps!</span>', bio)
+    med = _card(dom, "k1")
+    assert '<div class="title">statement' in med
+    assert '<mark class="span conflict">Lexapro is not approved for use in pediatric patients less than 12 years of age.</mark>' in med
+
+
+def test_a_screenshot_of_the_evidence_is_taken(evidence_page):
+    shot = evidence_page.with_name("evidence.png")
+    focus = evidence_page.with_name("focus.html")
+    # Only the code and math samples, so their evidence fills the shot.
+    focus.write_text(evidence_page.read_text())
+    browse(focus, f"--screenshot={shot}", "--window-size=1280,2400", fragment="#task=halt_math")
+    head = shot.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1280, 2400)
