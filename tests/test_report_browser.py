@@ -152,3 +152,18 @@ def test_a_screenshot_of_the_evidence_is_taken(evidence_page):
     browse(focus, f"--screenshot={shot}", "--window-size=1280,2400", fragment="#task=halt_math")
     head = shot.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1280, 2400)
+
+
+def test_each_plot_exports_as_a_standalone_svg_and_a_png(report):
+    import base64
+    from urllib.parse import unquote
+    dom = browse(report, "--virtual-time-budget=5000")
+    svgs = re.findall(r'<a href="(data:image/svg\+xml;charset=utf-8,[^"]+)" data-format="svg"', dom)
+    assert len(svgs) == 2
+    svg = unquote(svgs[0].split(",", 1)[1].replace("&amp;", "&"))
+    assert svg.startswith('<svg class="plot" xmlns="http://www.w3.org/2000/svg"')
+    assert "<style>" in svg and svg.count("<circle") == 2  # both runs' points, with the plot's styles
+    pngs = re.findall(r'<a href="data:image/png;base64,([^"]+)" data-format="png"', dom)
+    assert len(pngs) == 2
+    head = base64.b64decode(pngs[0])[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (760, 640)
