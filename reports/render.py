@@ -169,8 +169,9 @@ def _sample_data(runs: Sequence[Run], names: Sequence[str]) -> dict[str, Any]:
                     docs[key] = len(doc_rows)
                     doc_rows.append([tasks.index(task), r.id, r.prompt, dict(r.reference), r.domain])
                 samples.append((docs[key], ri, row))
-    # Same document across runs side by side, documents in the order first seen.
-    samples.sort(key=lambda s: (doc_rows[s[0]][0], s[0], s[1]))
+    # Same document across runs side by side, documents in the order first seen; a run's several
+    # answers to one prompt by sample index.
+    samples.sort(key=lambda s: (doc_rows[s[0]][0], s[0], s[1], s[2].sample or 0))
     table = _SharedStrings([row for _d, _r, row in samples])
     return {
         "runs": list(names),

@@ -167,3 +167,21 @@ def test_each_plot_exports_as_a_standalone_svg_and_a_png(report):
     assert len(pngs) == 2
     head = base64.b64decode(pngs[0])[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (760, 640)
+
+
+def test_several_answers_to_one_prompt_are_grouped_under_it(tmp_path):
+    rows = []
+    for k, labels in enumerate((["correct"], ["incorrect"], ["correct", "correct"])):
+        row = scored_row("q1", labels, prompt="Who was Ada Lovelace, in short?")
+        row["sample"] = 2 - k  # written out of order: shown by sample index
+        rows.append(row)
+    rows.append(scored_row("q2", ["correct"]))
+    write_jsonl(tmp_path / "s.jsonl", rows)
+    page = tmp_path / "s.html"
+    page.write_text(render([load_run(tmp_path / "s.jsonl")]), encoding="utf-8")
+    dom = browse(page)
+    assert dom.count('<section class="prompt-group">') == 1
+    group = dom.split('<section class="prompt-group">')[1].split("</section>")[0]
+    assert "3 answers to this prompt" in group and "Who was Ada Lovelace, in short?" in group
+    assert re.findall(r"#q1 sample (\d)", group) == ["0", "1", "2"]
+    assert "#q2" not in group and dom.count("<article") == 4
