@@ -332,6 +332,49 @@ def check_defined(task: str, base_rows: Sequence[ScoredResponse], cand_rows: Seq
                             "so the runs cannot be compared")
 
 
+#: Documents named per regressed task in the Markdown summary.
+WORST_DOCUMENTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentChange:
+    """How one paired document's F1 moved from the baseline to the candidate.
+
+    Attributes:
+        task: Task name.
+        doc_id: Document id.
+        sample: Sample index (0 for one answer per document).
+        baseline: The baseline answer's F1 (``None`` when undefined).
+        candidate: The candidate answer's F1.
+        change: ``candidate - baseline``; ``None`` when either is undefined.
+    """
+
+    task: str
+    doc_id: str
+    sample: int
+    baseline: float | None
+    candidate: float | None
+    change: float | None
+
+
+def document_changes(task: str, base_rows: Sequence[ScoredResponse],
+                     cand_rows: Sequence[ScoredResponse]) -> list[DocumentChange]:
+    """Paired documents (same order, as from ``pair_runs``) by F1 change, the largest drop first;
+    documents whose F1 is undefined on either side come last, each group in baseline order."""
+    out = []
+    for b, c in zip(base_rows, cand_rows):
+        change = c.f1 - b.f1 if b.f1 is not None and c.f1 is not None else None
+        doc_id, sample = row_key(b)
+        out.append(DocumentChange(task, doc_id, sample, b.f1, c.f1, change))
+    order = {id(d): i for i, d in enumerate(out)}
+    return sorted(out, key=lambda d: (d.change is None, d.change or 0.0, order[id(d)]))
+
+
+def regressed_tasks(results: Sequence[TaskResult]) -> list[str]:
+    """Tasks with at least one regressed metric, in result order."""
+    return [t.task for t in results if any(m.status == "regression" for m in t.metrics)]
+
+
 def exit_code(results: Sequence[TaskResult]) -> int:
     """1 when any metric regressed, else 0."""
     regressed = any(m.status == "regression" for t in results for m in t.metrics)
@@ -384,8 +427,16 @@ _ICON = {"pass": "\u2705 pass", "possible drop": "\u26a0\ufe0f possible drop",
 
 
 def to_markdown(baseline: Run, candidate: Run, results: Sequence[TaskResult], *,
-                confidence: float, resamples: int, seed: int) -> str:
-    """A Markdown summary for a pull request comment or ``$GITHUB_STEP_SUMMARY``."""
+                confidence: float, resamples: int, seed: int,
+                worst: Mapping[str, Sequence[DocumentChange]] | None = None,
+                report: Path | None = None) -> str:
+    """A Markdown summary for a pull request comment or ``$GITHUB_STEP_SUMMARY``.
+
+    Args:
+        worst: Per task, its documents from ``document_changes``; each regressed task then names
+            its ``WORST_DOCUMENTS`` largest F1 drops (ids and change).
+        report: Where the diff report was written, named at the end.
+    """
     code = exit_code(results)
     head = "\u274c regression" if code == EXIT_REGRESSION else "\u2705 pass"
     n_pairs = sum(t.n_pairs for t in results)
@@ -418,6 +469,20 @@ def to_markdown(baseline: Run, candidate: Run, results: Sequence[TaskResult], *,
                              "its own out.")
     if notes:
         lines += ["", *notes]
+    regressed = regressed_tasks(results)
+    if worst and regressed:
+        lines += ["", "### Worst documents of the regressed tasks", ""]
+        for task in regressed:
+            drops = [d for d in worst.get(task, ()) if d.change is not None and d.change < 0][:WORST_DOCUMENTS]
+            if not drops:
+                lines.append(f"- {_cell(task)}: no document's F1 dropped")
+                continue
+            shown = ", ".join(
+                f"`{_cell(d.doc_id)}`{f' sample {d.sample}' if d.sample else ''} F1 "
+                f"{_fmt(d.baseline)} \u2192 {_fmt(d.candidate)} ({_fmt(d.change, True)})" for d in drops)
+            lines.append(f"- {_cell(task)}: {shown}")
+    if report is not None:
+        lines += ["", f"Diff report (per-document changes, answers side by side): `{_cell(str(report))}`"]
     return "\n".join(lines) + "\n"
 
 
@@ -472,6 +537,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", metavar="FILE", type=Path,
                         help="write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)")
     parser.add_argument("--json", metavar="FILE", type=Path, help="write the JSON verdict here")
+    parser.add_argument("--report", metavar="FILE", type=Path,
+                        help="write the baseline-versus-candidate diff report (HTML) here")
 
 
 def _write(path: Path | None, text: str, *, append: bool = False) -> None:
@@ -554,7 +621,15 @@ def run(args: argparse.Namespace) -> int:
     for note in (*baseline.skipped, *candidate.skipped):
         print(f"halt-eval gate: skipped {_one_line(note)}", file=sys.stderr)
     opts = {"confidence": args.confidence, "resamples": args.resamples, "seed": args.seed}
-    markdown = to_markdown(baseline, candidate, results, **opts)
+    worst = {task: document_changes(task, b, c) for task, (b, c) in pair_runs(baseline, candidate).items()}
+    report = getattr(args, "report", None)
+    if report is not None:
+        from halt_eval.reports.diff import render_diff  # the page needs jinja2; the gate alone does not
+        try:
+            report.write_text(render_diff(baseline, candidate, results, **opts), encoding="utf-8")
+        except OSError as e:
+            return _error(f"--report: cannot write {report}: {e.strerror or e}", outputs)
+    markdown = to_markdown(baseline, candidate, results, **opts, worst=worst, report=report)
     print(markdown, end="")
     payload = json.dumps(to_json(baseline, candidate, results, **opts), indent=2) + "\n"
     for what, path, append in outputs:

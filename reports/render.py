@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ RUN_COLOURS: tuple[str, ...] = (
 )
 #: Plot geometry in SVG user units (pixels at 100% zoom).
 PLOT_WIDTH_PX, PLOT_HEIGHT_PX, PLOT_MARGIN_PX = 380, 320, 48
+#: Gap between the axes and the value 0, so a point at (0, 0) sits clear of the axes and their
+#: labels (at least the first run's point radius plus its outline).
+PLOT_INSET_PX = 12
 #: Point radius of the first run; each later run is drawn smaller and on top, so points that
 #: coincide show as concentric rings instead of hiding each other.
 POINT_RADIUS_PX, POINT_RADIUS_STEP_PX, POINT_RADIUS_MIN_PX = 9.0, 2.5, 3.0
@@ -45,7 +49,7 @@ SHARED_STRING_MIN_CHARS = 48
 #: escaped by doubling the prefix.
 _REF = "\u0001"
 #: Catalogue metrics in the summary table, with their intervals; the plot's axes.
-TABLE_METRICS: tuple[str, ...] = ("correctness", "completeness", "f1")
+TABLE_METRICS: tuple[str, ...] = ("correctness", "completeness", "f1", "micro_correctness")
 PLOT_X, PLOT_Y = "completeness", "correctness"
 
 
@@ -86,8 +90,9 @@ def _domain(task: str, rows: Sequence[ScoredResponse]) -> str:
 def _scale(value: float, axis: str) -> float:
     """Map a metric in [0, 1] to SVG x (``axis="x"``) or y (drawn upwards)."""
     if axis == "x":
-        return PLOT_MARGIN_PX + value * (PLOT_WIDTH_PX - 1.5 * PLOT_MARGIN_PX)
-    return PLOT_HEIGHT_PX - PLOT_MARGIN_PX - value * (PLOT_HEIGHT_PX - 1.5 * PLOT_MARGIN_PX)
+        return PLOT_MARGIN_PX + PLOT_INSET_PX + value * (PLOT_WIDTH_PX - 1.5 * PLOT_MARGIN_PX - PLOT_INSET_PX)
+    return (PLOT_HEIGHT_PX - PLOT_MARGIN_PX - PLOT_INSET_PX
+            - value * (PLOT_HEIGHT_PX - 1.5 * PLOT_MARGIN_PX - PLOT_INSET_PX))
 
 
 def _plots(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, Any]]:
@@ -164,8 +169,9 @@ def _sample_data(runs: Sequence[Run], names: Sequence[str]) -> dict[str, Any]:
                     docs[key] = len(doc_rows)
                     doc_rows.append([tasks.index(task), r.id, r.prompt, dict(r.reference), r.domain])
                 samples.append((docs[key], ri, row))
-    # Same document across runs side by side, documents in the order first seen.
-    samples.sort(key=lambda s: (doc_rows[s[0]][0], s[0], s[1]))
+    # Same document across runs side by side, documents in the order first seen; a run's several
+    # answers to one prompt by sample index.
+    samples.sort(key=lambda s: (doc_rows[s[0]][0], s[0], s[1], s[2].sample or 0))
     table = _SharedStrings([row for _d, _r, row in samples])
     return {
         "runs": list(names),
@@ -234,6 +240,30 @@ def _verdict(v, table: _SharedStrings) -> list[Any]:
     return [LABELS.index(v.label), v.reason, v.explanation, table.pack(dict(v.evidence)), v.judge]
 
 
+#: The dependent rule's explanation as ``halt_eval.rules.apply_dependent_rule`` words it, with the
+#: first incorrect fragment's 0-based index.
+_FIRST_ERROR_TEXT = re.compile(r"\(#(\d+)\)")
+
+
+def _numbered(v) -> tuple[str, dict[str, Any]]:
+    """A verdict's explanation and evidence with fragment numbers shown 1-based, as the page lists
+    fragments: the dependent rule records the first error's 0-based index (``first_error``), and
+    the page shows it as ``#index+1`` in the explanation and the evidence alike."""
+    evidence = dict(v.evidence)
+    first = evidence.get("first_error")
+    if v.reason != "after_first_error" or not isinstance(first, int) or isinstance(first, bool):
+        return v.explanation, evidence
+    evidence["first_error"] = f"#{first + 1}"
+    explanation = _FIRST_ERROR_TEXT.sub(lambda m: f"(#{first + 1})" if int(m.group(1)) == first
+                                        else m.group(0), v.explanation)
+    return explanation, evidence
+
+
+def _pack_numbered(v, table: _SharedStrings) -> tuple[str, Any]:
+    explanation, evidence = _numbered(v)
+    return explanation, table.pack(evidence)
+
+
 def _sample(doc: int, run_index: int, row: ScoredResponse, table: _SharedStrings) -> dict[str, Any]:
     text = row.response.text
     out: dict[str, Any] = {
@@ -243,7 +273,7 @@ def _sample(doc: int, run_index: int, row: ScoredResponse, table: _SharedStrings
         "fr": [
             [f.span[0], f.span[1], LABELS.index(v.label), KINDS.index(f.kind),
              None if text[f.span[0]:f.span[1]] == f.text else f.text,
-             v.reason, v.explanation, table.pack(dict(v.evidence)), v.judge]
+             v.reason, *_pack_numbered(v, table), v.judge]
             for f, v in zip(row.fragments, row.verdicts)
         ],
     }
@@ -304,6 +334,7 @@ def render(runs: Sequence[Run], *, title: str = "halt-eval report") -> str:
         summary=_summary_rows(runs, names),
         plots=_plots(runs, names),
         plot={"w": PLOT_WIDTH_PX, "h": PLOT_HEIGHT_PX, "m": PLOT_MARGIN_PX,
+              "x0": _scale(0, "x") - PLOT_INSET_PX, "y0": _scale(0, "y") + PLOT_INSET_PX,
               "ticks": [(t / 5, _scale(t / 5, "x"), _scale(t / 5, "y")) for t in range(6)]},
         labels=LABELS,
         data=_script_json(_sample_data(runs, names)),
@@ -312,9 +343,13 @@ def render(runs: Sequence[Run], *, title: str = "halt-eval report") -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``halt-eval report`` options."""
-    parser.add_argument("runs", nargs="+", metavar="RUN",
+    parser.add_argument("runs", nargs="*", metavar="RUN",
                         help="a halt-eval score JSONL or folder of them, or an lm-eval output folder "
                              "(the model folder, or its parent holding one model)")
+    parser.add_argument("--baseline", metavar="RUN",
+                        help="with --candidate instead of RUNs: the diff report of two paired runs "
+                             "(the gate's per-task changes, then documents by F1 change)")
+    parser.add_argument("--candidate", metavar="RUN", help="the candidate run of the diff report")
     parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
                         help="HTML file to write (default report.html)")
     parser.add_argument("--name", action="append", default=None, metavar="NAME",
@@ -323,7 +358,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the runs, write the report, and print where; 2 on unreadable input."""
+    """Load the runs, write the report (or the diff report), and print where; 2 on unreadable
+    input or unpaired runs."""
+    if args.baseline is not None or args.candidate is not None:
+        return _run_diff(args)
+    if not args.runs:
+        print("halt-eval report: error: give one or more RUNs, or --baseline and --candidate",
+              file=sys.stderr)
+        return 2
     if args.name is not None and len(args.name) != len(args.runs):
         print(f"halt-eval report: error: --name given {len(args.name)} time(s) for "
               f"{len(args.runs)} run(s)", file=sys.stderr)
@@ -341,4 +383,29 @@ def run(args: argparse.Namespace) -> int:
     args.output.write_text(html, encoding="utf-8")
     n = sum(r.n_samples for r in runs)
     print(f"wrote {args.output} ({len(html.encode('utf-8')) / 1e6:.1f} MB, {len(runs)} run(s), {n:,} samples)")
+    return 0
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    from halt_eval.gate import GateError
+    from halt_eval.reports.diff import render_diff
+    if args.baseline is None or args.candidate is None or args.runs:
+        print("halt-eval report: error: the diff report takes --baseline and --candidate and no RUN",
+              file=sys.stderr)
+        return 2
+    names = args.name or [None, None]
+    if len(names) != 2:
+        print("halt-eval report: error: --name given other than twice for --baseline and --candidate",
+              file=sys.stderr)
+        return 2
+    try:
+        baseline, candidate = load_run(args.baseline, names[0]), load_run(args.candidate, names[1])
+        title = args.title if args.title != "halt-eval report" else "halt-eval diff"
+        html = render_diff(baseline, candidate, title=title)
+    except (RunError, GateError) as e:
+        print(f"halt-eval report: error: {e}", file=sys.stderr)
+        return 2
+    args.output.write_text(html, encoding="utf-8")
+    print(f"wrote {args.output} ({len(html.encode('utf-8')) / 1e6:.1f} MB, diff of "
+          f"{baseline.n_samples:,} paired samples)")
     return 0

@@ -173,3 +173,50 @@ def test_the_header_names_each_runs_rules_version_and_judge(tmp_path):
     specs = re.findall(r'<span class="muted run-spec">(.*?)</span>', html)
     assert specs == ["rules version 2 &middot; judge bm25@1 {&#34;options&#34;: {&#34;k&#34;: 3}}",
                      "rules version 1 &middot; judge bm25@1 (no judge spec in the rows)"]
+
+
+def _dependent_row(doc_id: str = "d") -> dict:
+    """A math row whose second of three steps is wrong, with the dependent rule applied."""
+    from halt_eval.rules import apply_dependent_rule
+    from halt_eval.types import Fragment, Response, ScoredResponse, Verdict
+    steps = ["x = 2.", "y = 5.", "x + y = 7."]
+    frags, pos = [], 0
+    for k, s in enumerate(steps):
+        frags.append(Fragment(k, s, (pos, pos + len(s)), "dependent"))
+        pos += len(s) + 1
+    own = [Verdict("correct", "sympy", "equal", "", {}),
+           Verdict("incorrect", "sympy", "not_equal", "", {}),
+           Verdict("correct", "sympy", "equal", "", {})]
+    response = Response(doc_id, "math", "Add.", " ".join(steps), {}, task="halt_math")
+    return ScoredResponse(response, tuple(frags), tuple(apply_dependent_rule(own)),
+                          abstained=False, n_desired=3).to_dict()
+
+
+def test_fragment_numbers_are_one_based_in_the_list_and_the_explanations(tmp_path):
+    write_jsonl(tmp_path / "m.jsonl", [_dependent_row()])
+    data = json.loads(_parse(render([load_run(tmp_path / "m.jsonl")])).data_json)
+    third = data["samples"][0]["fr"][2]
+    # The page lists fragments from #1, so the wrong second step is #2 there and here.
+    assert third[6] == "follows the first incorrect fragment (#2)"
+    assert third[7]["first_error"] == "#2" and third[7]["own_label"] == "correct"
+
+
+def test_the_summary_shows_micro_correctness_with_its_interval(tmp_path):
+    rows = [scored_row("1", ["correct", "incorrect", "incorrect", "incorrect"]), scored_row("2", ["correct"])]
+    write_jsonl(tmp_path / "b.jsonl", rows)
+    html = render([load_run(tmp_path / "b.jsonl")])
+    assert ">micro correctness</th>" in html
+    # Pooled: 2 correct of 5 given, where the mean of the per-answer shares is 0.625.
+    assert re.search(r"<td>0\.400<span class=\"ci\">\[", html)
+
+
+def test_a_point_at_zero_zero_sits_inside_the_axes_clear_of_their_labels(tmp_path):
+    write_jsonl(tmp_path / "z.jsonl", [scored_row("1", ["incorrect"]), scored_row("2", ["incorrect"])])
+    html = render([load_run(tmp_path / "z.jsonl")])
+    circle = re.search(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="([\d.]+)"', html)
+    cx, cy, r = map(float, circle.groups())
+    axes = re.findall(r'<line class="axis" x1="([\d.]+)" x2="([\d.]+)" y1="([\d.]+)" y2="([\d.]+)"', html)
+    x_axis_y = float(axes[0][2])  # horizontal axis
+    y_axis_x = float(axes[1][0])  # vertical axis
+    # Tick labels lie outside the axes (left of the vertical, below the horizontal one).
+    assert cx - r > y_axis_x and cy + r < x_axis_y
