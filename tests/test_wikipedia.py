@@ -206,6 +206,7 @@ def test_offline_without_a_cache_facts_are_unverifiable_and_said_once(tmp_path):
             assert (v["verdict"], v["reason"]) == ("unverifiable", "no_knowledge_source")
             assert "--corpus" in v["explanation"]
     assert proc.stderr.count("Wikipedia unavailable") == 1
+    assert proc.stdout.count("Wikipedia unavailable") == 1  # the summary's note line
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "Wikipedia unavailable" in summary["judge_stats"]["note"]
 
