@@ -251,7 +251,6 @@ class Wikipedia:
 
     def global_index(self) -> None:
         """Wikipedia is not searched whole: a topic without a page stays unverifiable."""
-        return None
 
 
 def parse_extract(title: str, payload: dict[str, Any]) -> Page:

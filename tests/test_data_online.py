@@ -31,7 +31,7 @@ class FileServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer.requests.append(self.path)
                 body = outer.files.get(self.path)
                 self.send_response(200 if body is not None else 404)

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from halt_eval.judges import wikipedia as wp
 from halt_eval.judges.wikipedia import Wikipedia, WikipediaUnavailable
 
@@ -35,7 +34,7 @@ class FakeMediaWiki:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
                 q = dict(urllib.parse.parse_qsl(url.query))
                 outer.requests.append(q)
@@ -77,7 +76,7 @@ class FakeMediaWiki:
             query["pages"] = {"-1": {"ns": 0, "title": title, "missing": ""}}
         return {"batchcomplete": "", "query": query}
 
-    def __enter__(self) -> FakeMediaWiki:
+    def __enter__(self) -> FakeMediaWiki:  # noqa: PYI034
         self.thread.start()
         return self
 
@@ -157,7 +156,7 @@ def _score(tmp_path: Path, api: str, cache: Path, rows: list[dict]) -> tuple[sub
     env = {**__import__("os").environ, wp.API_ENV: api, wp.CACHE_ENV: str(cache)}
     proc = subprocess.run([sys.executable, "-m", "halt_eval.cli", "score", str(src), "--domain", "bio",
                            "-o", str(out), "--summary-json", str(summary)],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc, [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -218,7 +217,7 @@ def test_corpus_command_writes_the_pages_of_a_topic_list(tmp_path):
     with FakeMediaWiki() as server:
         proc = subprocess.run([sys.executable, "-m", "halt_eval.cli", "corpus", str(topics), "-o", str(out),
                                "--api", server.api, "--cache", str(tmp_path / "c.sqlite")],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows == [{"title": "Ada Lovelace", "text": ADA}, {"title": "Augusta Ada King", "text": ADA}]
