@@ -17,6 +17,9 @@ CASES = Path(__file__).resolve().parent / "cases"
 # halt-eval finds user data only through --data-dir / HALT_DATA_DIR / task metadata; the tests
 # read the project's shared data beside the checkout.
 os.environ.setdefault("HALT_DATA_DIR", str(SHARED_DATA))
+# No test may reach the network: the Wikipedia knowledge source is off unless a test points it at
+# its own server on 127.0.0.1; its cache and the data cache live in a throwaway folder.
+os.environ.setdefault("HALT_WIKIPEDIA_API", "off")
 
 
 def toy_domain(kind: str = "independent", n_desired: str = "fixed:3", name: str = "toy",
