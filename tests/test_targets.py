@@ -1,0 +1,116 @@
+"""HALT finetuning targets: sample choice and trimming against hand-computed cases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from halt_eval.cli import main
+from halt_eval.runs import load_run
+from halt_eval.split import cut_at_marker
+from halt_eval.targets import MARKER, TargetError, build_targets, position
+from tests.conftest import load_cases
+
+CASES = load_cases("targets")
+KINDS = {"math": "dependent", "code": "dependent", "bio": "independent", "med": "independent"}
+
+
+def _row(case: dict, s: dict) -> dict:
+    """A scored row as ``halt-eval score`` writes it, spans found from the fragment texts."""
+    text = s["response"]
+    cut = cut_at_marker(text)
+    fragments, pos = [], 0
+    for i, (span_text, label, *claim) in enumerate(s["fragments"]):
+        start = text.index(span_text, pos)
+        pos = start + len(span_text)
+        fragments.append({"index": i, "text": claim[0] if claim else span_text, "span": [start, pos],
+                          "kind": KINDS[case["domain"]], "verdict": label, "reason": "given",
+                          "judge": "labels@1"})
+    return {"schema_version": 2, "rules_version": "2", "id": "q1", "task": f"halt_{case['domain']}",
+            "domain": case["domain"], "prompt": case["prompt"], "response": text, "reference": {},
+            "fragments": fragments, "marker_offset": cut.marker_offset, "sample": s["sample"],
+            "judge_spec": {"name": "labels", "version": "1"}}
+
+
+def _write_run(tmp_path, case: dict):
+    path = tmp_path / f"{case['name']}.jsonl"
+    # written out of sample order: the choice must not depend on file order
+    rows = [_row(case, s) for s in reversed(case["samples"])]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_chosen_sample_and_target(tmp_path, case):
+    run = load_run(_write_run(tmp_path, case))
+    alphas = [float(a) for a in case["expected"]]
+    targets = build_targets(run.rows(), alphas)
+    assert len(targets) == len(alphas)
+    for t, (alpha, want) in zip(targets, case["expected"].items()):
+        got = t.to_row(run.name)
+        prov = got["provenance"]
+        assert (prov["alpha"], prov["sample"], prov["order"]) == (float(alpha), want["sample"], want["order"]), alpha
+        assert got["messages"] == [{"role": "user", "content": case["prompt"]},
+                                   {"role": "assistant", "content": want["text"]}], alpha
+        assert prov["n_capable"] == case["n_capable"]
+        assert prov["n_samples"] == 5 and prov["task"] == f"halt_{case['domain']}" and prov["id"] == "q1"
+        chosen = next(s for s in case["samples"] if s["sample"] == want["sample"])
+        labels = [f[1] for f in chosen["fragments"]]
+        assert prov["verdict_counts"] == {k: labels.count(k) for k in ("correct", "incorrect", "unverifiable")}
+        assert prov["rules_version"] == "2" and prov["judge_spec"] == {"name": "labels", "version": "1"}
+        n_correct = labels.count("correct")
+        assert prov["completeness_capable"] == pytest.approx(min(1.0, n_correct / case["n_capable"]))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_addon_variant_keeps_errors_after_marker(tmp_path, case):
+    run = load_run(_write_run(tmp_path, case))
+    for alpha, want in case["expected_addon"].items():
+        (t,) = build_targets(run.rows(), [float(alpha)], variant="addon")
+        assert t.text == want, alpha
+        halt = build_targets(run.rows(), [float(alpha)])[0].text
+        # the add-on target starts with the HALT target when something was trimmed
+        assert want == halt or want.startswith(halt.removesuffix(MARKER))
+
+
+@pytest.mark.parametrize("alpha,n,pos", [(0.4, 5, 2), (0.6, 5, 3), (0.8, 5, 4), (0.1, 5, 1),
+                                         (1.0, 5, 5), (0.6, 10, 6), (0.3, 1, 1),
+                                         # alpha*N a hair above an integer in floating point
+                                         (0.28, 25, 7), (0.55, 100, 55)])
+def test_position_is_ceil_alpha_n(alpha, n, pos):
+    assert position(alpha, n) == pos
+
+
+def test_bad_alpha_and_missing_prompt_are_named(tmp_path):
+    case = CASES[0]
+    run = load_run(_write_run(tmp_path, case))
+    with pytest.raises(TargetError, match="alpha"):
+        build_targets(run.rows(), [0.0])
+    rows = [json.loads(line) for line in _write_run(tmp_path, case).read_text().splitlines()]
+    for r in rows:
+        r["prompt"] = ""
+    path = tmp_path / "noprompt.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(TargetError, match="'halt_math' id 'q1'"):
+        build_targets(load_run(path).rows(), [0.4])
+
+
+def test_cli_writes_one_file_per_alpha(tmp_path, capsys):
+    runs = [str(_write_run(tmp_path, c)) for c in CASES]
+    out = tmp_path / "targets_{alpha}.jsonl"
+    assert main(["targets", *runs, "-o", str(out), "--alpha", "0.4", "0.8"]) == 0
+    for alpha in ("0.4", "0.8"):
+        rows = [json.loads(line) for line in (tmp_path / f"targets_{alpha}.jsonl").read_text().splitlines()]
+        assert [r["provenance"]["task"] for r in rows] == [f"halt_{c['domain']}" for c in CASES]
+        for r, c in zip(rows, CASES):
+            assert r["messages"][1]["content"] == c["expected"][alpha]["text"]
+            assert r["provenance"]["run"] == c["name"] and r["provenance"]["variant"] == "halt"
+    single = tmp_path / "all.jsonl"
+    assert main(["targets", runs[0], "-o", str(single), "--alpha", "0.4", "0.6", "0.8",
+                 "--variant", "addon"]) == 0
+    rows = [json.loads(line) for line in single.read_text().splitlines()]
+    assert [r["provenance"]["alpha"] for r in rows] == [0.4, 0.6, 0.8]
+    assert rows[0]["messages"][1]["content"] == CASES[0]["expected_addon"]["0.4"]
+    assert main(["targets", runs[0], "-o", str(single), "--alpha", "1.5"]) == 2
+    assert "alpha must be in (0, 1]" in capsys.readouterr().err
