@@ -114,3 +114,35 @@ def test_cli_writes_one_file_per_alpha(tmp_path, capsys):
     assert rows[0]["messages"][1]["content"] == CASES[0]["expected_addon"]["0.4"]
     assert main(["targets", runs[0], "-o", str(single), "--alpha", "1.5"]) == 2
     assert "alpha must be in (0, 1]" in capsys.readouterr().err
+
+
+def _one(tmp_path, domain: str, response: str, fragments: list, variant: str = "halt") -> str:
+    case = {"name": "one", "domain": domain, "prompt": "Q?",
+            "samples": [{"sample": 0, "response": response, "fragments": fragments}]}
+    (t,) = build_targets(load_run(_write_run(tmp_path, case)).rows(), [0.6], variant)
+    return t.text
+
+
+def test_dependent_edge_rules(tmp_path):
+    # an unverifiable step before the first error stays: only `incorrect` starts the cut
+    assert _one(tmp_path, "math", "x = 2\ny = x^x\nz = 5",
+                [["x = 2", "correct"], ["y = x^x", "unverifiable"], ["z = 5", "incorrect"]]
+                ) == "x = 2\ny = x^x\nUnsure from Here"
+    # a cut mid-line (steps split at "=") puts the marker after a space
+    assert _one(tmp_path, "math", "2+2 = 4 = 5", [["2+2 = 4", "correct"], ["= 5", "incorrect"]]
+                ) == "2+2 = 4 Unsure from Here"
+    # an answer that abstained with no error before its marker keeps that text, marker respelled
+    assert _one(tmp_path, "math", "x = 2\nunsure from here. y = 7", [["x = 2", "correct"]]
+                ) == "x = 2\nUnsure from Here"
+    # the first step wrong: only the marker (both variants start with it)
+    assert _one(tmp_path, "code", "def f(:\n    pass", [["def f(:", "incorrect"], ["pass", "incorrect"]]
+                ) == "Unsure from Here"
+    assert _one(tmp_path, "code", "def f(:\n    pass", [["def f(:", "incorrect"], ["pass", "incorrect"]],
+                "addon") == "Unsure from Here\ndef f(:\n    pass"
+
+
+def test_independent_bullets_keep_their_lines(tmp_path):
+    # a bullet list: each item a sentence of its own line, line breaks kept between kept items
+    assert _one(tmp_path, "med", "- Fatigue.\n- Fever.\n- Pale skin.",
+                [["Fatigue.", "correct"], ["Fever.", "incorrect"], ["Pale skin.", "correct"]]
+                ) == "- Fatigue.\n- Pale skin."
