@@ -54,6 +54,7 @@ Variant = Literal["halt", "addon"]
 VARIANTS: tuple[str, ...] = ("halt", "addon")
 
 _FENCE_LINE = re.compile(r"^[ \t]*```[^\n]*$", re.MULTILINE)
+_MARKUP_BEFORE_MARKER = re.compile(r"[\s*_(\[`>#-]+$")  # as halt_eval.split.cut_at_marker
 _END_MARK = re.compile(r"[.!?][\"')\]]*$")
 
 
@@ -153,9 +154,10 @@ def _kind(row: ScoredResponse) -> str:
 
 
 def _given(row: ScoredResponse) -> str:
-    """The answer as scored: cut at the marker when it holds one."""
+    """The answer as scored: cut at the marker when it holds one, with the markup before the
+    marker (``# ``, ``**``, a bracket) dropped as the scorer drops it."""
     t = row.response.text
-    return t if row.marker_offset is None else t[: row.marker_offset]
+    return t if row.marker_offset is None else _MARKUP_BEFORE_MARKER.sub("", t[: row.marker_offset])
 
 
 def trim(row: ScoredResponse, variant: Variant = "halt") -> tuple[str, int]:
@@ -178,31 +180,31 @@ def _trim_dependent(row: ScoredResponse, variant: Variant) -> tuple[str, int]:
     if first is None:
         if row.marker_offset is None:
             return row.response.text, len(row.fragments)
-        return _with_marker(text.rstrip(), "\n"), len(row.fragments)
+        return _close_and_mark(text.rstrip(), "\n"), len(row.fragments)
+    start = row.fragments[first].span[0]
     if first == 0:
-        head, sep, cut = "", "", 0
+        head, sep = "", "\n"
     else:
         cut = row.fragments[first - 1].span[1]
         head = text[:cut].rstrip()
-        gap = text[cut:row.fragments[first].span[0]]
-        sep = "\n" if "\n" in gap else " "
-    opener = _open_fence(head)
-    if opener is not None:
-        head, sep = head + "\n```", "\n"
-    target = _with_marker(head, sep)
+        sep = "\n" if "\n" in text[cut:start] else " "
+    target = _close_and_mark(head, sep)
     if variant == "addon":
-        start = row.fragments[first].span[0]
         if sep == "\n":  # the first error starts a line: keep its indentation
             start = _line_start(text, start)
-        rest = text[start:]
-        if opener is not None:
-            rest = opener + "\n" + rest
-        target = target + "\n" + rest.rstrip()
+        opener = _open_fence(text[:start])
+        rest = text[start:].rstrip()
+        target += "\n" + (f"{opener}\n{rest}" if opener is not None else rest)
     return target, first
 
 
-def _with_marker(head: str, sep: str) -> str:
-    return f"{head}{sep}{MARKER}" if head else MARKER
+def _close_and_mark(head: str, sep: str) -> str:
+    """``head``, a fence left open in it closed, then the marker (the marker alone for none)."""
+    if not head:
+        return MARKER
+    if _open_fence(head) is not None:
+        head, sep = head + "\n```", "\n"
+    return f"{head}{sep}{MARKER}"
 
 
 def _line_start(text: str, offset: int) -> int:

@@ -146,3 +146,15 @@ def test_independent_bullets_keep_their_lines(tmp_path):
     assert _one(tmp_path, "med", "- Fatigue.\n- Fever.\n- Pale skin.",
                 [["Fatigue.", "correct"], ["Fever.", "incorrect"], ["Pale skin.", "correct"]]
                 ) == "- Fatigue.\n- Pale skin."
+
+
+def test_code_fence_state_at_the_marker_and_at_the_first_line(tmp_path):
+    fence = "```"
+    # the model's own marker inside the fence, no error before it: the fence is closed first
+    assert _one(tmp_path, "code", f"{fence}python\ndef f():\n    return 1\n# Unsure from Here\n{fence}",
+                [["def f():", "correct"], ["return 1", "correct"]]
+                ) == f"{fence}python\ndef f():\n    return 1\n{fence}\nUnsure from Here"
+    # the first line wrong inside a fence: the add-on reopens the fence for the kept lines
+    assert _one(tmp_path, "code", f"Code:\n{fence}py\ndef f(:\n    pass\n{fence}",
+                [["def f(:", "incorrect"], ["pass", "incorrect"]], "addon"
+                ) == f"Unsure from Here\n{fence}py\ndef f(:\n    pass\n{fence}"
