@@ -62,4 +62,22 @@ def run(args: argparse.Namespace) -> int:
                     write_jsonl_row(fh, row)
         n = sum(len(by_alpha[a]) for a in alphas)
         print(f"halt-eval targets: {n} rows -> {out}", file=sys.stderr)
+    for a in args.alpha:
+        print(f"halt-eval targets: {summary_line(a, by_alpha[a])}", file=sys.stderr)
     return 0
+
+
+def summary_line(alpha: float, rows: list[dict]) -> str:
+    """``alpha=0.4: 12 targets, 3 only the marker, 1.5 of 4.2 fragments kept, ...``."""
+    from halt_eval.targets import MARKER
+
+    if not rows:
+        return f"alpha={alpha:g}: no targets"
+    prov = [r["provenance"] for r in rows]
+    only_marker = sum(r["messages"][1]["content"] == MARKER for r in rows)
+    kept = sum(p["n_kept"] for p in prov) / len(prov)
+    given = sum(p["n_given"] for p in prov) / len(prov)
+    capable = [p["completeness_capable"] for p in prov if p["completeness_capable"] is not None]
+    cap = f"{sum(capable) / len(capable):.2f}" if capable else "n/a"
+    return (f"alpha={alpha:g}: {len(rows)} targets, {only_marker} only the marker, "
+            f"{kept:.1f} of {given:.1f} fragments kept, completeness against n_capable {cap}")

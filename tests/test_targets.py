@@ -158,3 +158,13 @@ def test_code_fence_state_at_the_marker_and_at_the_first_line(tmp_path):
     assert _one(tmp_path, "code", f"Code:\n{fence}py\ndef f(:\n    pass\n{fence}",
                 [["def f(:", "incorrect"], ["pass", "incorrect"]], "addon"
                 ) == f"Unsure from Here\n{fence}py\ndef f(:\n    pass\n{fence}"
+
+
+def test_cli_summary_per_alpha(tmp_path, capsys):
+    runs = [str(_write_run(tmp_path, c)) for c in CASES]
+    assert main(["targets", *runs, "-o", str(tmp_path / "t.jsonl"), "--alpha", "0.4"]) == 0
+    err = capsys.readouterr().err
+    # alpha 0.4 picks math s2 (1 of 3 kept), code s2 (1 of 3), bio s4 (1 of 2), med s2 (0 of 1, the
+    # marker only): 3/4 kept and 9/4 given on average; against n_capable 1/4, 1/3, 1/3, 0
+    assert "alpha=0.4: 4 targets, 1 only the marker, 0.8 of 2.2 fragments kept" in err
+    assert f"completeness against n_capable {(1 / 4 + 1 / 3 + 1 / 3 + 0) / 4:.2f}" in err
