@@ -12,13 +12,23 @@ TORCH_PIN="torch==2.13.0"   # the CPU build; a bare `torch` would pull several G
 STAMP=.venv/.halt-setup
 start=$(date +%s)
 step() { echo "setup: $*"; }
-# pip's noise that says nothing about this project: absent find-links/index folders, root user.
+# pip's noise that says nothing about this project: absent find-links/index folders, the root
+# user, and setuptools' information-only note on every editable install with a package-dir
+# mapping ("folders ... with the same name as your package": none here, see the README's layout).
+quiet() {
+  grep -v -E "Location '.*' is ignored|Running pip as the 'root' user|^\s*$" |
+    awk '/Warning: Editable installation\./ { skip = 1; bangs = 0; next }
+         skip && /^[[:space:]]*!!$/ { if (++bangs == 2) { skip = 0; drop = 1 } next }
+         skip { next }
+         drop && /^[[:space:]]+with / { drop = 0; next }
+         { drop = 0; print }'
+}
 pip_q() {
   local log; log=$(mktemp)
   if ! python -m pip "$@" -q --disable-pip-version-check >"$log" 2>&1; then
-    grep -v -E "Location '.*' is ignored|Running pip as the 'root' user" "$log" >&2; rm -f "$log"; return 1
+    quiet <"$log" >&2; rm -f "$log"; return 1
   fi
-  grep -v -E "Location '.*' is ignored|Running pip as the 'root' user|^\s*$" "$log" || true
+  quiet <"$log" || true
   rm -f "$log"
 }
 
