@@ -16,6 +16,9 @@ Judge options (keys of ``--metadata`` or task metadata, else the environment):
 ``judge_backend`` (``HALT_JUDGE_BACKEND``), ``judge_model``, ``judge_base_url``,
 ``judge_cache``, ``llm_split``, ``corpus`` (``HALT_CORPUS``), ``n_desired``, ``markers``,
 ``judge_kwargs``, ``data_dir`` (``HALT_DATA_DIR``). Metadata wins over the environment.
+``reasoning`` (``answer`` by default: score what follows a ``<think>...</think>`` span;
+``reasoning``: score the span; ``keep``) and ``reasoning_delimiters`` (``"OPEN,CLOSE"``)
+choose what of a reasoning model's answer is scored (``halt_eval.reasoning``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ ENV_OPTIONS = {
     "corpus": "HALT_CORPUS",
 }
 #: Scoring options read from task metadata (besides ``ENV_OPTIONS``).
-METADATA_OPTIONS = ("n_desired", "markers", "judge_kwargs")
+METADATA_OPTIONS = ("n_desired", "markers", "judge_kwargs", "reasoning", "reasoning_delimiters")
 
 
 def tasks_path() -> str:
@@ -86,6 +89,7 @@ def _flag(value: Any) -> bool:
 def scorer_for(domain: str, options: Mapping[str, Any]):
     """The scorer a task's options ask for."""
     from halt_eval.domains import get_domain
+    from halt_eval.reasoning import parse_delimiters
     from halt_eval.score import ScoreConfig, Scorer
 
     record = get_domain(domain)
@@ -96,6 +100,8 @@ def scorer_for(domain: str, options: Mapping[str, Any]):
     config = ScoreConfig(
         markers=tuple([markers] if isinstance(markers, str) else markers or ScoreConfig().markers),
         n_desired=options.get("n_desired"),
+        reasoning=options.get("reasoning") or "answer",
+        reasoning_delimiters=parse_delimiters(options.get("reasoning_delimiters")),
     )
     llm = {"backend": options.get("judge_backend") or "none", "model": options.get("judge_model"),
            "base_url": options.get("judge_base_url"), "cache_path": options.get("judge_cache"),
