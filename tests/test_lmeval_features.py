@@ -75,3 +75,69 @@ def test_task_metadata_chooses_the_reasoning_mode_and_delimiters():
     assert lmeval.scorer_for("math", lmeval.scoring_options({})).config.reasoning == "answer"
     with pytest.raises(ValueError, match="reasoning must be one of"):
         lmeval.scorer_for("math", lmeval.scoring_options({"reasoning": "thoughts"}))
+
+
+# ---------------------------------------------------------------- lm-eval runs through halt-replay
+
+from halt_eval import lmeval  # noqa: E402
+
+EGGS_RIGHT = ("16 - 3 - 4 = 9 eggs are left. 9 * 2 = 18. The answer is \\boxed{18}.")
+EGGS_WRONG = ("16 - 3 - 4 = 9 eggs are left. 9 * 2 = 19. The answer is \\boxed{19}.")
+HOUSE_RIGHT = ("80000 + 50000 = 130000. 80000 * 2.5 = 200000. 200000 + 80000 = 280000. "
+               "280000 - 130000 = 150000. \\boxed{70000}")
+
+
+def _replay(tmp_path, rows) -> str:
+    path = tmp_path / "answers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return f"path={path}"
+
+
+def _run(tmp_path, *args: str) -> tuple[dict, dict[int, dict]]:
+    out = tmp_path / "out"
+    code = lmeval.run_cli(["--model", "halt-replay", "--limit", "2", "--bootstrap-iters", "0",
+                           "--output_path", str(out), "--log_samples", *args])
+    assert code == 0
+    [results] = list(out.rglob("results_*.json"))
+    samples = {}
+    for path in out.rglob("samples_*.jsonl"):
+        for line in path.read_text().splitlines():
+            sample = json.loads(line)
+            samples[sample["doc_id"]] = sample
+    return json.loads(results.read_text()), samples
+
+
+@pytest.fixture
+def judge_calls(monkeypatch):
+    """Counts the answers the scorer is asked to judge, around the real scorer."""
+    calls: list[int] = []
+    real = lmeval.scorer_for
+
+    def counting(domain, options):
+        scorer = real(domain, options)
+        score = scorer.score
+
+        class Counted:
+            def __getattr__(self, name):
+                return getattr(scorer, name)
+
+            def score(self, responses):
+                calls.append(len(responses))
+                return score(responses)
+
+        return Counted()
+
+    monkeypatch.setattr(lmeval, "scorer_for", counting)
+    return calls
+
+
+def test_predict_only_makes_no_judge_call_and_a_normal_run_does(tmp_path, judge_calls):
+    model_args = _replay(tmp_path, [{"task": "halt_math_gsm8k", "doc_id": 0, "response": EGGS_RIGHT},
+                                    {"task": "halt_math_gsm8k", "doc_id": 1, "response": EGGS_WRONG}])
+    results, samples = _run(tmp_path / "p", "--model_args", model_args, "--tasks", "halt_math_gsm8k",
+                            "--predict_only")
+    assert judge_calls == []
+    assert samples[0]["resps"] == [[EGGS_RIGHT]] and "correctness" not in samples[0]
+    results, samples = _run(tmp_path / "full", "--model_args", model_args, "--tasks", "halt_math_gsm8k")
+    assert judge_calls == [2]  # one batch for the task
+    assert samples[0]["correctness"] == 1.0
