@@ -126,6 +126,30 @@ def _texts(resp: Any) -> list[str]:
     return [r if isinstance(r, str) else "" for r in (resp or [""])]
 
 
+def fewshot_target(doc: Mapping[str, Any]) -> str:
+    """The answer a few-shot demo shows (``fewshot_config.doc_to_target``): the domain's
+    reference answer text (math and code: the reference solution), never the JSON reference.
+
+    lm-eval draws the demos from the test split (the halt sources have no other), leaving out
+    the document being asked.
+
+    Raises:
+        ValueError: The domain's references hold no answer text (bio, med: facts to check, not
+            an answer to show), with what to do instead.
+    """
+    from halt_eval.data import doc_to_reference
+    from halt_eval.domains import get_domain
+
+    record = get_domain(json.loads(doc.get("options") or "{}").get("domain") or doc["domain"])
+    reference = doc_to_reference(doc)
+    for key in record.reference_text:
+        if isinstance(reference.get(key), str) and reference[key].strip():
+            return reference[key]
+    raise ValueError(f"task {doc.get('task')!r}: --num_fewshot needs an answer text per demo, "
+                     f"and the {record.name} references have none (fields "
+                     f"{', '.join(record.reference_text) or 'none'}); run it with --num_fewshot 0")
+
+
 class ScoredRows(list):
     """One document's scored rows (JSON text, one per generation), filled when first read.
 

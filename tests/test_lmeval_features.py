@@ -93,18 +93,21 @@ def _replay(tmp_path, rows) -> str:
     return f"path={path}"
 
 
-def _run(tmp_path, *args: str) -> tuple[dict, dict[int, dict]]:
-    out = tmp_path / "out"
-    code = lmeval.run_cli(["--model", "halt-replay", "--limit", "2", "--bootstrap-iters", "0",
-                           "--output_path", str(out), "--log_samples", *args])
-    assert code == 0
-    [results] = list(out.rglob("results_*.json"))
-    samples = {}
-    for path in out.rglob("samples_*.jsonl"):
-        for line in path.read_text().splitlines():
-            sample = json.loads(line)
-            samples[sample["doc_id"]] = sample
-    return json.loads(results.read_text()), samples
+def _run(model_args: str, tasks: list[str], metadata: dict | None = None, **kwargs):
+    """lm-eval's own ``simple_evaluate`` on the halt tasks only (lm-eval's CLI also indexes its
+    thousands of built-in tasks, which takes minutes on a shared machine); ``--metadata`` reaches
+    the tasks through the TaskManager as the CLI passes it. Returns results and samples by doc."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    lmeval._replay_class()
+    manager = TaskManager(include_path=lmeval.tasks_path(), include_defaults=False,
+                          metadata={"path": model_args.split("=", 1)[1], **(metadata or {})})
+    out = lm_eval.simple_evaluate(model="halt-replay", model_args=model_args, tasks=tasks,
+                                  task_manager=manager, limit=kwargs.pop("limit", 2),
+                                  bootstrap_iters=0, log_samples=True, **kwargs)
+    samples = {s["doc_id"]: s for task in tasks for s in out["samples"][task]}
+    return out, samples
 
 
 @pytest.fixture
@@ -134,10 +137,72 @@ def judge_calls(monkeypatch):
 def test_predict_only_makes_no_judge_call_and_a_normal_run_does(tmp_path, judge_calls):
     model_args = _replay(tmp_path, [{"task": "halt_math_gsm8k", "doc_id": 0, "response": EGGS_RIGHT},
                                     {"task": "halt_math_gsm8k", "doc_id": 1, "response": EGGS_WRONG}])
-    results, samples = _run(tmp_path / "p", "--model_args", model_args, "--tasks", "halt_math_gsm8k",
-                            "--predict_only")
+    results, samples = _run(model_args, ["halt_math_gsm8k"], predict_only=True)
     assert judge_calls == []
     assert samples[0]["resps"] == [[EGGS_RIGHT]] and "correctness" not in samples[0]
-    results, samples = _run(tmp_path / "full", "--model_args", model_args, "--tasks", "halt_math_gsm8k")
+    results, samples = _run(model_args, ["halt_math_gsm8k"])
     assert judge_calls == [2]  # one batch for the task
     assert samples[0]["correctness"] == 1.0
+
+
+def test_several_samples_per_prompt_give_per_sample_rows_a_per_prompt_mean_and_best_of_k(tmp_path):
+    from itertools import combinations
+    from math import isnan
+
+    model_args = _replay(tmp_path, [
+        {"task": "halt_math_gsm8k_k4", "doc_id": 0,
+         "responses": [EGGS_RIGHT, EGGS_WRONG, "Unsure from Here.", EGGS_RIGHT]},
+        {"task": "halt_math_gsm8k_k4", "doc_id": 1, "sample": 1, "response": EGGS_WRONG},
+        {"task": "halt_math_gsm8k_k4", "doc_id": 1, "sample": 0, "response": HOUSE_RIGHT},
+    ])
+    out, samples = _run(model_args, ["halt_math_gsm8k_k4"])
+    for doc_id, sample in samples.items():
+        rows = [json.loads(r) for r in sample["filtered_resps"][0]]
+        assert [r["sample"] for r in rows] == [0, 1, 2, 3]
+        assert len(sample["resps"][0]) == 4
+        for key in ("correctness", "completeness", "f1"):
+            per_sample = [r[key] for r in rows]
+            defined = [v for v in per_sample if v is not None]
+            assert sample[key] == pytest.approx(sum(defined) / len(defined))
+            pairs = [max(a, b) for a, b in combinations(defined, 2)]  # best of k=2, by brute force
+            assert sample[f"{key}_best_of_k"] == pytest.approx(sum(pairs) / len(pairs))
+    # recorded rows in `sample` order, cycled up to the task's repeats
+    assert samples[1]["resps"][0] == [HOUSE_RIGHT, EGGS_WRONG, HOUSE_RIGHT, EGGS_WRONG]
+    assert samples[0]["abstained"] == pytest.approx(1 / 4)
+    assert samples[0]["correctness_best_of_k"] > samples[0]["correctness"]
+    result = out["results"]["halt_math_gsm8k_k4"]
+    assert not isnan(result["f1_best_of_k,halt"])
+
+
+def test_best_of_k_is_pass_at_k_on_binary_values():
+    from math import comb
+
+    values = [1.0, 0.0, 0.0, 1.0, 0.0]
+    for k in (1, 2, 3):
+        assert lmeval.best_of_k(values, k) == pytest.approx(1 - comb(3, k) / comb(5, k))
+    assert lmeval.best_of_k([float("nan"), 1.0], 2) != lmeval.best_of_k([float("nan"), 1.0], 2)
+
+
+def test_replay_renders_a_chat_template_instead_of_crashing(tmp_path):
+    model_args = _replay(tmp_path, [{"task": "halt_math_gsm8k", "doc_id": 0, "response": EGGS_RIGHT},
+                                    {"task": "halt_math_gsm8k", "doc_id": 1, "response": EGGS_WRONG}])
+    out, samples = _run(model_args, ["halt_math_gsm8k"], apply_chat_template=True)
+    prompt = samples[0]["arguments"][0][0]
+    assert prompt.startswith("user: ") and prompt.endswith("\nassistant:")
+    assert samples[0]["correctness"] == 1.0
+
+
+def test_num_fewshot_shows_answer_text_demos(tmp_path):
+    model_args = _replay(tmp_path, [{"task": "halt_math_gsm8k", "doc_id": 0, "response": EGGS_RIGHT},
+                                    {"task": "halt_math_gsm8k", "doc_id": 1, "response": EGGS_WRONG}])
+    out, samples = _run(model_args, ["halt_math_gsm8k"], num_fewshot=2)
+    prompt = samples[0]["arguments"][0][0]
+    assert prompt.count("####") == 2 and '{"' not in prompt  # answer text, no JSON reference
+    assert prompt.count(samples[0]["doc"]["prompt"]) == 1  # the asked document is no demo
+
+
+def test_num_fewshot_on_a_domain_without_answer_text_refuses_clearly():
+    doc = {"id": "0", "task": "halt_bio", "domain": "bio", "prompt": "p",
+           "reference": json.dumps({"entity": "X"}), "options": json.dumps({"domain": "bio"})}
+    with pytest.raises(ValueError, match="run it with --num_fewshot 0"):
+        lmeval.fewshot_target(doc)
