@@ -206,3 +206,28 @@ def test_num_fewshot_on_a_domain_without_answer_text_refuses_clearly():
            "reference": json.dumps({"entity": "X"}), "options": json.dumps({"domain": "bio"})}
     with pytest.raises(ValueError, match="run it with --num_fewshot 0"):
         lmeval.fewshot_target(doc)
+
+
+def test_judge_settings_in_metadata_reach_the_judge_and_appear_in_results(tmp_path, monkeypatch):
+    from fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("HALT_JUDGE_BACKEND", "none")  # metadata wins over the environment
+    monkeypatch.setenv("HALT_JUDGE_MODEL", "env-model")
+    # a wrong answer whose first step sympy cannot check: the LLM decides it
+    uncheckable = ("Let n be the number of eggs Janet sells.\n16 - 3 - 4 = 9\n9 * 2 = 19\n"
+                   "So the answer is \\boxed{19}.")
+    model_args = _replay(tmp_path, [{"task": "halt_math_gsm8k", "doc_id": 0, "response": uncheckable},
+                                    {"task": "halt_math_gsm8k", "doc_id": 1, "response": EGGS_WRONG}])
+    with FakeOpenAI() as server:
+        metadata = {"judge_backend": "openai", "judge_base_url": server.base_url,
+                    "judge_model": "fake-judge"}
+        out, samples = _run(model_args, ["halt_math_gsm8k"], metadata=metadata)
+        assert server.requests, "the LLM judge was never asked"
+        assert {r["model"] for r in server.requests} == {"fake-judge"}
+    options = json.loads(samples[0]["doc"]["options"])
+    assert options["judge_backend"] == "openai" and options["judge_base_url"] == server.base_url
+    assert options["from"]["judge_backend"] == "metadata" and options["from"]["judge_model"] == "metadata"
+    assert out["configs"]["halt_math_gsm8k"]["metadata"]["judge_backend"] == "openai"
+    row = json.loads(samples[0]["filtered_resps"][0][0])
+    assert "fake-judge" in json.dumps(row["judge_spec"]) and "openai" in json.dumps(row["judge_spec"])
+    assert any(f["judge"].startswith("llm") for f in row["fragments"])
