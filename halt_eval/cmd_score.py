@@ -56,6 +56,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(default: the domain's; see the README)")
     parser.add_argument("--marker", action="append", default=[], metavar="PHRASE",
                         help="extra abstention marker besides 'Unsure from Here' (repeatable)")
+    parser.add_argument("--reasoning", choices=("answer", "reasoning", "keep"), default="answer",
+                        help="answers with a reasoning span (<think>...</think>): score the "
+                             "answer after it (default), the reasoning inside it, or keep both; "
+                             "the span's length is recorded in each row's evidence")
+    parser.add_argument("--reasoning-delimiters", metavar="OPEN,CLOSE",
+                        help="the reasoning span's delimiters (default: <think>,</think>)")
     parser.add_argument("--corpus", metavar="PATH",
                         help="bio/med reference corpus: FActScore SQLite (documents(title, text)) "
                              "or JSONL of {title, text}")
@@ -211,7 +217,14 @@ def _run(args: argparse.Namespace) -> int:
     from halt_eval.split import DEFAULT_MARKERS
 
     _check_options(args)
-    config = ScoreConfig(markers=DEFAULT_MARKERS + tuple(args.marker), n_desired=args.n_desired)
+    from halt_eval.reasoning import parse_delimiters
+
+    try:
+        delimiters = parse_delimiters(args.reasoning_delimiters)
+    except ValueError as e:
+        raise UsageError(f"--reasoning-delimiters: {e}") from None
+    config = ScoreConfig(markers=DEFAULT_MARKERS + tuple(args.marker), n_desired=args.n_desired,
+                         reasoning=args.reasoning, reasoning_delimiters=delimiters)
     try:
         scorer = Scorer.for_domain(
             args.domain, config=config, judge_kwargs=_judge_kwargs(args),

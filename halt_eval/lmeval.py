@@ -16,12 +16,16 @@ Judge options (keys of ``--metadata`` or task metadata, else the environment):
 ``judge_backend`` (``HALT_JUDGE_BACKEND``), ``judge_model``, ``judge_base_url``,
 ``judge_cache``, ``llm_split``, ``corpus`` (``HALT_CORPUS``), ``n_desired``, ``markers``,
 ``judge_kwargs``, ``data_dir`` (``HALT_DATA_DIR``). Metadata wins over the environment.
+``reasoning`` (``answer`` by default: score what follows a ``<think>...</think>`` span;
+``reasoning``: score the span; ``keep``) and ``reasoning_delimiters`` (``"OPEN,CLOSE"``)
+choose what of a reasoning model's answer is scored (``halt_eval.reasoning``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -37,7 +41,8 @@ ENV_OPTIONS = {
     "corpus": "HALT_CORPUS",
 }
 #: Scoring options read from task metadata (besides ``ENV_OPTIONS``).
-METADATA_OPTIONS = ("n_desired", "markers", "judge_kwargs")
+METADATA_OPTIONS = ("n_desired", "markers", "judge_kwargs", "reasoning", "reasoning_delimiters",
+                    "best_of")
 
 
 def tasks_path() -> str:
@@ -86,6 +91,7 @@ def _flag(value: Any) -> bool:
 def scorer_for(domain: str, options: Mapping[str, Any]):
     """The scorer a task's options ask for."""
     from halt_eval.domains import get_domain
+    from halt_eval.reasoning import parse_delimiters
     from halt_eval.score import ScoreConfig, Scorer
 
     record = get_domain(domain)
@@ -96,6 +102,8 @@ def scorer_for(domain: str, options: Mapping[str, Any]):
     config = ScoreConfig(
         markers=tuple([markers] if isinstance(markers, str) else markers or ScoreConfig().markers),
         n_desired=options.get("n_desired"),
+        reasoning=options.get("reasoning") or "answer",
+        reasoning_delimiters=parse_delimiters(options.get("reasoning_delimiters")),
     )
     llm = {"backend": options.get("judge_backend") or "none", "model": options.get("judge_model"),
            "base_url": options.get("judge_base_url"), "cache_path": options.get("judge_cache"),
@@ -118,52 +126,173 @@ def _texts(resp: Any) -> list[str]:
     return [r if isinstance(r, str) else "" for r in (resp or [""])]
 
 
+def fewshot_target(doc: Mapping[str, Any]) -> str:
+    """The answer a few-shot demo shows (``fewshot_config.doc_to_target``): the domain's
+    reference answer text (math and code: the reference solution), never the JSON reference.
+
+    lm-eval draws the demos from the test split (the halt sources have no other), leaving out
+    the document being asked.
+
+    Raises:
+        ValueError: The domain's references hold no answer text (bio, med: facts to check, not
+            an answer to show), with what to do instead.
+    """
+    from halt_eval.data import doc_to_reference
+    from halt_eval.domains import get_domain
+
+    record = get_domain(json.loads(doc.get("options") or "{}").get("domain") or doc["domain"])
+    reference = doc_to_reference(doc)
+    for key in record.reference_text:
+        if isinstance(reference.get(key), str) and reference[key].strip():
+            return reference[key]
+    raise ValueError(f"task {doc.get('task')!r}: --num_fewshot needs an answer text per demo, "
+                     f"and the {record.name} references have none (fields "
+                     f"{', '.join(record.reference_text) or 'none'}); run it with --num_fewshot 0")
+
+
+class ScoredRows(list):
+    """One document's scored rows (JSON text, one per generation), filled when first read.
+
+    The ``halt`` filter returns one per document, all bound to one batch of the task's answers;
+    the first ``process_results`` call scores the whole batch at once. ``--predict_only``
+    replaces a task's ``process_results`` with lm-eval's ``bypass`` metric
+    (``Task.override_metric`` in ``simple_evaluate``), so nothing reads the rows and the judge is
+    never called: the list stays empty, and the samples log keeps the answers in ``resps``.
+    """
+
+    def __init__(self, batch: _Batch, index: int) -> None:
+        super().__init__()
+        self.batch, self.index = batch, index
+
+    def scored(self) -> ScoredRows:
+        self.batch.run()
+        return self
+
+
+class _Batch:
+    """All answers of one task, scored together on first demand."""
+
+    def __init__(self, resps: Sequence[Any], docs: Sequence[Mapping[str, Any]]) -> None:
+        self.resps, self.docs = resps, docs
+        self.handles = [ScoredRows(self, i) for i in range(len(docs))]
+        self.done = False
+
+    def run(self) -> None:
+        if self.done:
+            return
+        from tqdm import tqdm
+
+        docs = self.docs
+        items = []
+        for i, (r, d) in enumerate(zip(self.resps, docs)):
+            texts = _texts(r)
+            items += [(i, j if len(texts) > 1 else None, _response(d, t)) for j, t in enumerate(texts)]
+        first = docs[0]
+        options = json.loads(first.get("options") or "{}")
+        scorer = scorer_for(options.get("domain") or first["domain"], options)
+        step = 32  # rows per judge call: enough for batching, small enough for a live bar
+        with tqdm(total=len(items), desc=f"judging {first['task']}", unit="answer") as bar:
+            for start in range(0, len(items), step):
+                chunk = items[start:start + step]
+                for (i, sample, _), scored in zip(chunk, scorer.score([r for _, _, r in chunk])):
+                    row = scored.to_dict()
+                    if sample is not None:
+                        row["sample"] = sample
+                    self.handles[i].append(json.dumps(row, ensure_ascii=False))
+                bar.update(len(chunk))
+        self.done = True
+
+
 def score_filter(resps: Sequence[Sequence[str]], docs: Sequence[Mapping[str, Any]]):
     """``custom`` filter: score every answer of the task in one batch.
 
-    Returns, per document, the list of its scored rows (one per generation) as JSON text.
+    Returns, per document, the list of its scored rows (one per generation, each naming its
+    ``sample`` index when a document has several) as JSON text. The batch is judged when
+    lm-eval first asks for metrics (``ScoredRows``), so ``--predict_only`` judges nothing.
     """
-    from tqdm import tqdm
-
     if not docs:
         return []
-    items = [(i, _response(d, t)) for i, (r, d) in enumerate(zip(resps, docs))
-             for t in _texts(r)]
-    first = docs[0]
-    options = json.loads(first.get("options") or "{}")
-    scorer = scorer_for(options.get("domain") or first["domain"], options)
-    out: list[list[str]] = [[] for _ in docs]
-    step = 32  # rows per judge call: enough for batching, small enough for a live bar
-    with tqdm(total=len(items), desc=f"judging {first['task']}", unit="answer") as bar:
-        for start in range(0, len(items), step):
-            chunk = items[start:start + step]
-            for (i, _), scored in zip(chunk, scorer.score([r for _, r in chunk])):
-                out[i].append(json.dumps(scored.to_dict(), ensure_ascii=False))
-            bar.update(len(chunk))
+    return _Batch(resps, docs).handles
+
+
+#: Metrics averaged over a document's samples by NaN-aware mean (undefined samples left out).
+_NAN_MEAN = ("correctness", "completeness", "f1")
+#: Metrics with a best-of-k value when the task asks for one (``best_of`` metadata key).
+BEST_OF_METRICS = ("correctness", "completeness", "f1")
+
+
+def best_of_k(values: Sequence[float], k: int) -> float:
+    """Unbiased estimate of the expected best value among ``k`` samples drawn without
+    replacement from ``values`` (pass@k of Chen et al. 2021 when values are 0/1): with the
+    ``n`` values sorted ascending, the i-th is the best of a random k-subset with probability
+    C(i-1, k-1) / C(n, k). NaN values are left out; NaN when fewer than ``k`` remain."""
+    from math import comb, isnan, nan
+
+    vals = sorted(v for v in values if not isnan(v))
+    n = len(vals)
+    if k < 1 or n < k:
+        return nan
+    total = comb(n, k)
+    return sum(comb(i, k - 1) * v for i, v in enumerate(vals) if i >= k - 1) / total
+
+
+def _per_prompt(values: list[dict[str, Any]]) -> dict[str, Any]:
+    """One document's metric values from those of its samples: the mean over samples
+    (NaN-aware for the ratio metrics), ``micro_correctness`` pooled ``[n_correct, n_given]``."""
+    from math import isnan, nan
+
+    if len(values) == 1:
+        return values[0]
+    out: dict[str, Any] = {}
+    for key in values[0]:
+        column = [v[key] for v in values]
+        if key == "micro_correctness":
+            out[key] = [sum(c[0] for c in column), sum(c[1] for c in column)]
+        elif key in _NAN_MEAN:
+            defined = [x for x in column if not isnan(x)]
+            out[key] = sum(defined) / len(defined) if defined else nan
+        else:
+            out[key] = sum(column) / len(column)
     return out
 
 
 def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, Any]:
-    """Per-document metric values from the rows the filter returned (the first generation's;
-    see the catalogue for what each value is and how undefined ones are written)."""
+    """Per-document metric values from the rows the filter returned: with several samples per
+    document (lm-eval ``repeats``) the mean over them; with a ``best_of`` option (task metadata)
+    also ``<metric>_best_of_k`` for correctness, completeness and F1 (``best_of_k``). See the
+    catalogue for what each value is and how undefined ones are written."""
     from halt_eval.catalogue import row_values
     from halt_eval.types import ScoredResponse
 
     rows = results[0] if results else None
-    row = rows[0] if isinstance(rows, list) and rows else None
-    try:
-        parsed = json.loads(row) if isinstance(row, str) else None
-    except json.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, Mapping):
+    if isinstance(rows, ScoredRows):
+        rows = rows.scored()
+    parsed = []
+    for row in rows if isinstance(rows, list) else []:
+        try:
+            obj = json.loads(row) if isinstance(row, str) else None
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, Mapping):
+            parsed.append(obj)
+    if not parsed:
         raise RuntimeError(f"task {doc.get('task')!r} doc {doc.get('id')!r}: no scored row; the "
                            "task YAML must keep the 'halt' filter (halt_utils.score_filter)")
-    return row_values(ScoredResponse.from_dict(parsed, where=f"{doc.get('task')} doc {doc.get('id')}"))
+    where = f"{doc.get('task')} doc {doc.get('id')}"
+    values = [row_values(ScoredResponse.from_dict(p, where=where)) for p in parsed]
+    out = _per_prompt(values)
+    k = json.loads(doc.get("options") or "{}").get("best_of")
+    if k not in (None, ""):
+        for key in BEST_OF_METRICS:
+            out[f"{key}_best_of_k"] = best_of_k([v[key] for v in values], int(k))
+    return out
 
 
 # ---------------------------------------------------------------- replay model and CLI wrapper
 
+@functools.cache
 def _replay_class():
+    """The ``halt-replay`` model class, registered with lm-eval once per process."""
     from lm_eval.api.model import LM
     from lm_eval.api.registry import register_model
 
@@ -171,9 +300,16 @@ def _replay_class():
     class ReplayLM(LM):
         """Replays recorded answers instead of generating.
 
-        ``--model_args path=FILE`` with JSONL rows ``{"task", "doc_id" or "id", "response"}``,
-        or an lm-eval ``samples_<task>_*.jsonl`` (several files: ``path=A.jsonl|B.jsonl``).
+        ``--model_args path=FILE`` with JSONL rows ``{"task", "doc_id" or "id", "response"}``
+        (several answers per document: a ``responses`` list, or several rows, ordered by their
+        ``sample`` index), or an lm-eval ``samples_<task>_*.jsonl`` (every generation of
+        ``resps``; several files: ``path=A.jsonl|B.jsonl``). A task with ``repeats: K`` gets a
+        document's answers in order (cycled when fewer than K were recorded).
         A request with no recorded answer is an error naming the task and document.
+
+        ``--apply_chat_template`` works: the prompt is rendered as plain ``role: content``
+        lines (the replayed answers do not depend on it), and ``tokenizer_name`` is
+        ``halt-replay`` so lm-eval's request cache keys stay stable.
         """
 
         def __init__(self, path: str = "", **_: Any) -> None:
@@ -187,13 +323,29 @@ def _replay_class():
             args = dict(kv.split("=", 1) for kv in arg_string.split(",") if "=" in kv)
             return cls(**args)
 
+        @property
+        def tokenizer_name(self) -> str:
+            return "halt-replay"
+
+        def chat_template(self, chat_template: bool | str = False) -> str:
+            return ""
+
+        def apply_chat_template(self, chat_history: list[dict[str, str]],
+                                add_generation_prompt: bool = True) -> str:
+            text = "\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in chat_history)
+            return text + ("\nassistant:" if add_generation_prompt else "")
+
         def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
             out = []
+            served: dict[tuple[str, str], int] = {}  # lm-eval repeats a request K times in a row
             for req in requests:
                 doc = req.doc
                 for key in ((req.task_name, str(doc.get("id"))), (req.task_name, str(req.doc_id))):
                     if key in self.answers:
-                        out.append(self.answers[key])
+                        recorded = self.answers[key]
+                        n = served.get(key, 0)
+                        served[key] = n + 1
+                        out.append(recorded[n % len(recorded)])
                         break
                 else:
                     raise KeyError(f"halt-replay: no recorded answer for task {req.task_name!r} "
@@ -209,15 +361,17 @@ def _replay_class():
     return ReplayLM
 
 
-def read_recorded(paths: Sequence[str]) -> dict[tuple[str, str], str]:
-    """Recorded answers keyed by ``(task, doc id)`` from answer JSONL or lm-eval samples files.
+def read_recorded(paths: Sequence[str]) -> dict[tuple[str, str], list[str]]:
+    """Recorded answers keyed by ``(task, doc id)`` from answer JSONL or lm-eval samples files:
+    every answer of a document, in sample order.
 
     Raises:
         ValueError: A line is not JSON or lacks a task or answer; the message names file:line.
     """
     from halt_eval.io import InputError, is_sample, iter_json_lines, parse_sample, task_of_samples_file
 
-    answers: dict[tuple[str, str], str] = {}
+    found: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+    order = 0
     for path in paths:
         file_task = task_of_samples_file(path)
         for where, obj, error, _warning in iter_json_lines(path):
@@ -228,19 +382,25 @@ def read_recorded(paths: Sequence[str]) -> dict[tuple[str, str], str]:
                     sample = parse_sample(obj, where, file_task)
                 except InputError as e:
                     raise ValueError(str(e)) from None
-                task, text, ids = sample.task, (sample.texts or (None,))[0], {
+                task, texts, ids = sample.task, list(sample.texts), {
                     str(sample.doc.get("id", sample.doc_id)), str(sample.doc_id)}
+                first = 0
             elif isinstance(obj, Mapping):
-                task, text = obj.get("task") or file_task, obj.get("response")
+                task = obj.get("task") or file_task
+                many = obj.get("responses")
+                texts = list(many) if isinstance(many, list) else [obj.get("response")]
                 ids = {str(obj.get("id", obj.get("doc_id"))), str(obj.get("doc_id"))}
+                first = obj.get("sample") if isinstance(obj.get("sample"), int) else 0
             else:
                 raise ValueError(f"{where}: expected a JSON object")
-            if not task or not isinstance(text, str):
+            if not task or not texts or not all(isinstance(t, str) for t in texts):
                 raise ValueError(f"{where}: need 'task' (or a samples_<task>_*.jsonl name) and "
-                                 f"'response' (or an lm-eval sample's 'resps')")
+                                 f"'response' or 'responses' (or an lm-eval sample's 'resps')")
             for did in ids - {"None"}:
-                answers[(task, did)] = text
-    return answers
+                for j, text in enumerate(texts):
+                    found.setdefault((task, did), []).append((first + j, order, text))
+                    order += 1
+    return {key: [t for _, _, t in sorted(items)] for key, items in found.items()}
 
 
 def run_cli(argv: Sequence[str]) -> int:
@@ -296,8 +456,6 @@ def _bootstrap_iters(n: int | None):
     if n is None:
         yield
         return
-    import functools
-
     import lm_eval
 
     original = lm_eval.simple_evaluate

@@ -6,6 +6,7 @@ every domain.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import traceback
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from halt_eval.domains import Domain, get_domain
+from halt_eval.reasoning import DEFAULT_DELIMITERS, check_mode, split_reasoning
 from halt_eval.registry import spec_of
 from halt_eval.rules import apply_dependent_rule
 from halt_eval.split import DEFAULT_MARKERS, cut_at_marker, locate, strip_markers
@@ -44,11 +46,21 @@ class ScoreConfig:
         n_desired: ``reference``, ``reference_recall`` or ``fixed:K``; ``None`` takes the
             domain's default.
         max_answer_chars: Answers are cut here (see ``MAX_ANSWER_CHARS``).
+        reasoning: Which part of an answer with a reasoning span is scored: ``answer`` (what
+            follows the span; default), ``reasoning`` (the span's inside) or ``keep`` (all of
+            it); see ``halt_eval.reasoning``. A found span is recorded in the row's evidence
+            under ``"reasoning"`` (mode, length in characters, closed, span).
+        reasoning_delimiters: The span's opening and closing delimiters.
     """
 
     markers: tuple[str, ...] = DEFAULT_MARKERS
     n_desired: str | None = None
     max_answer_chars: int = MAX_ANSWER_CHARS
+    reasoning: str = "answer"
+    reasoning_delimiters: tuple[str, str] = DEFAULT_DELIMITERS
+
+    def __post_init__(self) -> None:
+        check_mode(self.reasoning)
 
 
 @dataclass(slots=True)
@@ -118,6 +130,7 @@ class Scorer:
 
     def score(self, responses: Sequence[Response]) -> list[ScoredResponse]:
         """Score a batch. Never raises over one bad response: it gets an ``error``."""
+        responses, spans = self._without_reasoning(responses)
         cuts = []
         for r in responses:
             text = r.text
@@ -132,8 +145,27 @@ class Scorer:
         judgements = self._judge(requests)
         desired = self._n_desired(responses)
         spec = self.spec()
-        return [self._assemble(req, cut, over, judgement, n_des, spec)
-                for req, (cut, over), judgement, n_des in zip(requests, cuts, judgements, desired)]
+        return [self._assemble(req, cut, over, judgement, n_des, spec, span)
+                for req, (cut, over), judgement, n_des, span
+                in zip(requests, cuts, judgements, desired, spans)]
+
+    def _without_reasoning(self, responses: Sequence[Response]):
+        """The responses with the part ``config.reasoning`` names as their text, and per
+        response the evidence about its reasoning span (``None`` when it has none)."""
+        mode = self.config.reasoning
+        if mode == "keep":
+            return list(responses), [None] * len(responses)
+        out, spans = [], []
+        for r in responses:
+            found = split_reasoning(r.text, self.config.reasoning_delimiters)
+            if found.span is None:
+                out.append(r)
+                spans.append(None)
+                continue
+            text = found.answer if mode == "answer" else (found.reasoning or "")
+            out.append(dataclasses.replace(r, text=text))
+            spans.append(found.evidence(mode))
+        return out, spans
 
     def _split(self, responses: Sequence[Response], texts: list[str]) -> list[list[Piece]]:
         todo = [i for i, r in enumerate(responses) if r.fragments is None and texts[i].strip()]
@@ -190,7 +222,8 @@ class Scorer:
         pieces = self.splitter.split(texts, list(responses))
         return [(len(p) + x) or None for p, x in zip(pieces, extra)]
 
-    def _assemble(self, req, cut, over, judgement: Judgement, n_desired, spec) -> ScoredResponse:
+    def _assemble(self, req, cut, over, judgement: Judgement, n_desired, spec,
+                  reasoning: Mapping[str, Any] | None = None) -> ScoredResponse:
         r = req.response
         frags = list(req.fragments)
         verdicts = list(judgement.verdicts)
@@ -214,7 +247,8 @@ class Scorer:
             solved=judgement.solved,
             coverage=judgement.coverage,
             marker_offset=cut.marker_offset,
-            evidence=judgement.evidence,
+            evidence=judgement.evidence if reasoning is None else {**judgement.evidence,
+                                                                   "reasoning": reasoning},
             error=judgement.error,
             judge_spec=spec,
         )

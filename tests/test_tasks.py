@@ -83,7 +83,8 @@ def test_task_loads_offline_and_process_results_returns_exactly_the_metric_list(
     _label_scorer(monkeypatch)
     [rows] = lmeval.score_filter([["First claim here. Second claim here."]], [doc])
     out = lmeval.process_results(doc, [rows])
-    assert sorted(out) == sorted(_metric_list())
+    assert sorted(out) == sorted(m["metric"] for m in task.config.metric_list)
+    assert set(_metric_list()) <= set(out)
     assert out["n_given"] == 2 and json.loads(rows[0])["id"] == doc["id"]
 
 
@@ -100,9 +101,11 @@ def test_filter_scores_the_whole_task_once_and_process_results_reads_it(monkeypa
     docs = [{"id": str(i), "task": "halt_bio", "domain": "bio", "prompt": "p", "reference": ref} for i in range(5)]
     resps = [[f"Claim one {i}. Claim two. Claim three."] for i in range(5)]
     filtered = lmeval.score_filter(resps, docs)
-    assert calls == [5]
+    assert calls == []  # judged when lm-eval first asks for metrics (--predict_only never does)
     out = lmeval.process_results(docs[2], [filtered[2]])
-    assert calls == [5]  # read from the rows the filter returned, not scored again
+    assert calls == [5]  # the whole task at once
+    lmeval.process_results(docs[3], [filtered[3]])
+    assert calls == [5]  # read from the rows the batch wrote, not scored again
     assert out["n_given"] == 3 and out["n_correct"] == 2
     assert out["correctness"] == pytest.approx(2 / 3) and out["micro_correctness"] == [2, 3]
     row = json.loads(filtered[2][0])
