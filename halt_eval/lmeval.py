@@ -52,6 +52,39 @@ def tasks_path() -> str:
     return str(files("halt_eval.tasks"))
 
 
+def task_metadata(domain: str, source: str) -> dict[str, Any]:
+    """What a task records about how it is scored, for lm-eval's results (``configs.<task>.metadata``):
+    the rules version, the judge and splitter (``name@version``) and the data pin.
+
+    The task YAMLs hold a copy (``scripts/sync_task_metadata.py`` writes it; a test checks it),
+    because lm-eval's results carry a task's metadata but nothing a filter computes.
+    """
+    from halt_eval.domains import get_domain
+    from halt_eval.registry import JUDGES, SPLITTERS, _load
+    from halt_eval.rules import RULES_VERSION
+
+    record = get_domain(domain)
+    src = record.sources[source]
+    judge = _load(JUDGES, "judge", record.judge)
+    splitter = _load(SPLITTERS, "splitter", record.splitter)
+    if src.url:
+        data = f"{src.url}"
+    elif src.hub is not None:
+        data = f"hf://{src.hub[0]}@{src.revision or 'unpinned'}"
+    else:
+        data = "package"
+    return {"rules_version": RULES_VERSION, "judge": f"{record.judge}@{judge.version}",
+            "splitter": f"{record.splitter}@{splitter.version}", "data": data}
+
+
+def llm_option_keys() -> dict[str, str]:
+    """Metadata key -> ``LLMOptions`` field, one per LLM flag (``--judge-timeout`` -> ``judge_timeout``),
+    from the one declaration of the flags (``halt_eval.judges.llm.CLI_FLAGS``)."""
+    from halt_eval.judges.llm import CLI_FLAGS
+
+    return {flag[2:].replace("-", "_"): field for flag, (field, _) in CLI_FLAGS.items()}
+
+
 def scoring_options(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The scoring options of a task: metadata first, then the environment; where each came
     from is recorded under ``"from"``."""
@@ -62,8 +95,8 @@ def scoring_options(metadata: Mapping[str, Any]) -> dict[str, Any]:
             options[key], origin[key] = metadata[key], "metadata"
         elif os.environ.get(env):
             options[key], origin[key] = os.environ[env], f"env:{env}"
-    for key in METADATA_OPTIONS:
-        if metadata.get(key) not in (None, ""):
+    for key in (*METADATA_OPTIONS, *llm_option_keys()):
+        if key not in origin and metadata.get(key) not in (None, ""):
             options[key], origin[key] = metadata[key], "metadata"
     options["from"] = origin
     return options
@@ -105,9 +138,9 @@ def scorer_for(domain: str, options: Mapping[str, Any]):
         reasoning=options.get("reasoning") or "answer",
         reasoning_delimiters=parse_delimiters(options.get("reasoning_delimiters")),
     )
-    llm = {"backend": options.get("judge_backend") or "none", "model": options.get("judge_model"),
-           "base_url": options.get("judge_base_url"), "cache_path": options.get("judge_cache"),
-           "split": _flag(options.get("llm_split", False))}
+    llm = {field: options[key] for key, field in llm_option_keys().items() if options.get(key) is not None}
+    llm["backend"] = llm.get("backend") or "none"
+    llm["split"] = _flag(llm.get("split", False))
     return Scorer.for_domain(record, config=config, judge_kwargs=judge_kwargs, llm=llm)
 
 
@@ -479,11 +512,13 @@ def _metadata_from(ours: argparse.Namespace, rest: list[str]) -> dict[str, Any] 
                 given = json.loads(value)
             except json.JSONDecodeError as e:
                 raise SystemExit(f"halt-eval run: --metadata is not JSON ({e.msg})") from None
-    llm = options_from_args(ours).to_dict()
-    extra = {"judge_backend": llm.get("backend"), "judge_model": llm.get("model"),
-             "judge_base_url": llm.get("base_url"), "judge_cache": llm.get("cache_path"),
-             "llm_split": bool(llm.get("split")) or None, "corpus": ours.corpus, "data_dir": ours.data_dir}
-    extra = {k: v for k, v in extra.items() if v not in (None, "", "none")}
+    from halt_eval.judges.llm import LLMOptions
+
+    llm, default = options_from_args(ours).to_dict(), LLMOptions().to_dict()
+    extra = {key: llm.get(field) for key, field in llm_option_keys().items()
+             if llm.get(field) != default.get(field)}
+    extra.update(corpus=ours.corpus, data_dir=ours.data_dir)
+    extra = {k: v for k, v in extra.items() if v not in (None, "")}
     if not extra and not given:
         return None
     return {**given, **extra}

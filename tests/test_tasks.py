@@ -135,3 +135,40 @@ def test_undefined_correctness_is_nan_so_nanmean_leaves_it_out(monkeypatch):
     assert out["correctness"] != out["correctness"]  # NaN
     assert out["abstained"] == 1.0 and out["n_given"] == 0 and out["f1"] == 0.0
     assert micro_correctness([[0, 0], [2, 4]]) == 0.5
+
+
+def test_every_task_records_its_rules_version_judge_splitter_and_data_pin_in_its_metadata():
+    """lm-eval's results carry a task's metadata: it must say how the task was scored."""
+    import importlib.util
+
+    from conftest import ROOT
+    from halt_eval.rules import RULES_VERSION
+
+    spec = importlib.util.spec_from_file_location("sync", ROOT / "scripts" / "sync_task_metadata.py")
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    for path in TASK_YAMLS:
+        text = path.read_text()
+        assert sync.synced(text) == text, f"{path.name} is stale: run python scripts/sync_task_metadata.py"
+        meta = yaml.load(text, Loader=_FunctionTolerantLoader)["metadata"]
+        assert meta["rules_version"] == RULES_VERSION and "@" in meta["judge"] and meta["data"]
+
+
+def test_every_llm_flag_of_halt_eval_run_reaches_the_tasks_as_a_metadata_key(monkeypatch):
+    import argparse
+
+    from halt_eval.judges.llm import CLI_FLAGS, add_cli_arguments
+
+    parser = argparse.ArgumentParser()
+    add_cli_arguments(parser)
+    parser.add_argument("--corpus")
+    parser.add_argument("--data-dir")
+    ours = parser.parse_args(["--judge-backend", "openai", "--judge-timeout", "5",
+                              "--judge-on-error", "unverifiable", "--data-dir", "/d"])
+    meta = lmeval._metadata_from(ours, ["--metadata", '{"n_desired": "fixed:4", "judge_timeout": 9}'])
+    assert meta == {"n_desired": "fixed:4", "judge_backend": "openai", "judge_timeout": 5.0,
+                    "judge_on_error": "unverifiable", "data_dir": "/d"}
+    assert set(lmeval.llm_option_keys()) == {f[2:].replace("-", "_") for f in CLI_FLAGS}
+    monkeypatch.delenv("HALT_JUDGE_BACKEND", raising=False)
+    options = lmeval.scoring_options(meta)
+    assert options["judge_timeout"] == 5.0 and options["from"]["judge_on_error"] == "metadata"
