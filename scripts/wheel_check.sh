@@ -30,8 +30,17 @@ quiet_pip() { grep -v -E "^(WARNING: )?(Location '.*' is ignored|Running pip as 
 
 # ---------------------------------------------------------------- build
 t=$(date +%s)
-rm -rf "$WORK/dist"
-if ! "$PY" -m pip wheel -v --no-deps -w "$WORK/dist" "$REPO" >"$WORK/build.log" 2>&1; then
+# From a copy of the files git would commit (tracked and untracked, not ignored): an in-tree
+# build/ left by an earlier build would otherwise put stale modules into the wheel.
+rm -rf "$WORK/dist" "$WORK/src"; mkdir -p "$WORK/src"
+if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  (cd "$REPO" && git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null) |
+    tar -xf - -C "$WORK/src"
+else
+  tar -C "$REPO" --exclude='./build' --exclude='./.venv*' --exclude='*.egg-info' --exclude='__pycache__' \
+    -cf - . | tar -xf - -C "$WORK/src"
+fi
+if ! "$PY" -m pip wheel -v --no-deps -w "$WORK/dist" "$WORK/src" >"$WORK/build.log" 2>&1; then
   tail -n 30 "$WORK/build.log"; fail build "pip wheel failed (log above)"; exit 1
 fi
 WHEEL=$(ls "$WORK"/dist/halt_eval-*.whl)
