@@ -62,3 +62,60 @@ def test_the_memory_limit_is_a_judge_option_recorded_in_its_spec():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="memory_bytes must be a positive integer"):
             SympyJudge(memory_bytes=bad)
+
+
+# ------------------------------------------------------------- score summary: judge errors
+
+
+def _scored(rid: str, reasons: list[tuple[str, str]]):
+    from halt_eval.types import ScoredResponse, Verdict
+
+    text = " ".join(f"Fact {k}." for k in range(len(reasons)))
+    frags, pos = [], 0
+    for k in range(len(reasons)):
+        s = f"Fact {k}."
+        frags.append(Fragment(k, s, (pos, pos + len(s)), "independent"))
+        pos += len(s) + 1
+    verdicts = [Verdict(label, "some@1", reason) for label, reason in reasons]
+    return ScoredResponse(Response(rid, "bio", "?", text, {}), tuple(frags), tuple(verdicts),
+                          abstained=False, n_desired=len(reasons))
+
+
+def test_the_summary_counts_fragments_a_judge_failed_on_and_prints_them():
+    from halt_eval.catalogue import JUDGE_ERROR_REASONS, format_summary, summarize
+
+    rows = [
+        _scored("a", [("correct", "supported"), ("unverifiable", "llm_error"), ("unverifiable", "llm_error")]),
+        _scored("b", [("unverifiable", "llm_timeout"), ("unverifiable", "not_found"),
+                      ("unverifiable", "judge_error")]),
+        _scored("c", [("unverifiable", "worker_error"), ("unverifiable", "timeout"),
+                      ("unverifiable", "memory_limit"), ("incorrect", "contradicted")]),
+    ]
+    summary = summarize(rows, resamples=50)
+    assert summary["judge_errors"] == 5
+    assert summary["judge_error_reasons"] == {"judge_error": 1, "llm_error": 2, "llm_timeout": 1,
+                                              "worker_error": 1}
+    text = format_summary(summary)
+    assert ("  judge errors       5 fragment(s) left unverifiable because the judge failed "
+            "(1 judge_error, 2 llm_error, 1 llm_timeout, 1 worker_error)") in text.splitlines()
+    assert {"judge_error", "llm_error", "llm_timeout", "worker_error"} <= JUDGE_ERROR_REASONS
+
+
+def test_a_summary_without_judge_errors_prints_no_such_line():
+    from halt_eval.catalogue import format_summary, summarize
+
+    summary = summarize([_scored("a", [("correct", "supported"), ("unverifiable", "not_found")])],
+                        resamples=50)
+    assert summary["judge_errors"] == 0 and summary["judge_error_reasons"] == {}
+    assert "judge errors" not in format_summary(summary)
+
+
+def test_every_judge_error_reason_is_one_a_judge_writes():
+    # The list must not rot: each code is written as a verdict reason somewhere in the judges
+    # or the scorer.
+    from halt_eval.catalogue import JUDGE_ERROR_REASONS
+
+    sources = "".join(p.read_text(encoding="utf-8") for p in
+                      [*sorted((ROOT / "judges").glob("*.py")), ROOT / "halt_eval" / "score.py"])
+    for reason in JUDGE_ERROR_REASONS:
+        assert f'"{reason}"' in sources, reason
