@@ -119,3 +119,51 @@ def test_every_judge_error_reason_is_one_a_judge_writes():
                       [*sorted((ROOT / "judges").glob("*.py")), ROOT / "halt_eval" / "score.py"])
     for reason in JUDGE_ERROR_REASONS:
         assert f'"{reason}"' in sources, reason
+
+
+# ------------------------------------------- halt-eval score with an LLM judge nobody serves
+
+UNREACHABLE = "http://127.0.0.1:1/v1"  # port 1: nothing listens, the connection is refused
+# The first step states nothing sympy can check, so the math policy asks the LLM about it;
+# the second gives a wrong final answer.
+UNCHECKABLE = {"id": "q1", "prompt": "What is 2 + 2?", "reference": {"answer": "4"},
+               "response": "We think about the problem carefully.\nThe answer is \\boxed{5}."}
+
+
+def _score_cli(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps(UNCHECKABLE) + "\n", encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "halt_eval.cli", "score", str(inp), "--domain", "math",
+         "-o", str(tmp_path / "out.jsonl"), "--summary-json", str(tmp_path / "summary.json"),
+         "--judge-backend", "openai", "--judge-base-url", UNREACHABLE, "--judge-model", "m", *extra],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ},
+    )
+
+
+def _messages(stderr: str) -> list[str]:
+    """stderr without the progress bar."""
+    lines = [part for line in stderr.splitlines() for part in line.split("\r")]
+    return [line for line in lines if line.strip() and not line.startswith("scoring math:")]
+
+
+def test_score_with_an_unreachable_llm_judge_fails_in_one_line_naming_the_url(tmp_path):
+    done = _score_cli(tmp_path)
+    assert done.returncode == 2, done.stderr
+    [line] = _messages(done.stderr)
+    assert line.startswith("halt-eval score: error: the LLM judge at http://127.0.0.1:1/v1 cannot be reached")
+    assert "--judge-on-error unverifiable" in line
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_score_told_to_go_on_scores_the_step_unverifiable_and_counts_the_judge_error(tmp_path):
+    done = _score_cli(tmp_path, "--judge-on-error", "unverifiable")
+    assert done.returncode == 0, done.stderr
+    [row] = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(f["verdict"], f["reason"]) for f in row["fragments"]] == [
+        ("unverifiable", "llm_error"), ("incorrect", "final_answer_wrong")]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["judge_errors"] == 1 and summary["judge_error_reasons"] == {"llm_error": 1}
+    assert ("  judge errors       1 fragment(s) left unverifiable because the judge failed "
+            "(1 llm_error)") in done.stdout.splitlines()
