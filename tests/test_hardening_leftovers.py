@@ -167,3 +167,94 @@ def test_score_told_to_go_on_scores_the_step_unverifiable_and_counts_the_judge_e
     assert summary["judge_errors"] == 1 and summary["judge_error_reasons"] == {"llm_error": 1}
     assert ("  judge errors       1 fragment(s) left unverifiable because the judge failed "
             "(1 llm_error)") in done.stdout.splitlines()
+
+
+# ----------------------------------------- lm-eval samples: impossible top-level metric values
+
+STAMP = "2026-11-26T10-00-00.000001"
+
+
+def _lmeval_run(root: Path, rows: list[dict], task: str = "halt_bio") -> Path:
+    """An lm-eval output folder as the halt tasks write it: each sample's scored row as JSON
+    text in ``filtered_resps`` and ``process_results``' values at the top."""
+    from halt_eval.catalogue import row_values
+    from halt_eval.types import ScoredResponse
+
+    model_dir = root / "org__m"
+    model_dir.mkdir(parents=True)
+    lines = []
+    for i, row in enumerate(rows):
+        doc = {"id": row["id"], "task": task, "domain": row["domain"], "prompt": row["prompt"],
+               "reference": json.dumps(row["reference"])}
+        sample = {"doc_id": i, "doc": doc, "target": "", "arguments": [[row["prompt"], {}]],
+                  "resps": [[row["response"]]], "filtered_resps": [[json.dumps(row)]],
+                  **row_values(ScoredResponse.from_dict(row))}
+        lines.append(json.dumps(sample))
+    (model_dir / f"samples_{task}_{STAMP}.jsonl").write_text("\n".join(lines) + "\n")
+    (model_dir / f"results_{STAMP}.json").write_text(json.dumps({"model_name": "org/m", "results": {}}))
+    return model_dir
+
+
+def _bio_rows(n: int = 12) -> list[dict]:
+    from halt_runs import scored_row
+
+    rows = [scored_row(str(i), ["correct", "correct", "incorrect"]) for i in range(n)]
+    rows[5] = scored_row("5", [])  # gives nothing: correctness undefined, NaN in the sample
+    return rows
+
+
+def _corrupt(model_dir: Path, line: int, **values) -> None:
+    f = next(model_dir.glob("samples_*.jsonl"))
+    lines = f.read_text().splitlines()
+    sample = json.loads(lines[line - 1])
+    sample.update(values)
+    lines[line - 1] = json.dumps(sample)
+    f.write_text("\n".join(lines) + "\n")
+
+
+def test_possible_sample_values_load_nan_included_where_the_row_is_undefined(tmp_path):
+    from halt_eval.runs import load_run
+
+    run = load_run(_lmeval_run(tmp_path, _bio_rows()))
+    assert run.n_samples == 12
+    sample = json.loads(next((tmp_path / "org__m").glob("samples_*.jsonl")).read_text().splitlines()[5])
+    assert math.isnan(sample["correctness"])  # written as NaN by lm-eval for "undefined"
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"correctness": 7.5}, "'correctness' is 7.5, outside [0, 1]"),
+    ({"correctness": -0.5}, "'correctness' is -0.5, outside [0, 1]"),
+    ({"f1": float("inf")}, "'f1' is Infinity; metric values must be finite"),
+    ({"completeness": float("-inf")}, "'completeness' is -Infinity; metric values must be finite"),
+    ({"correctness": float("nan")}, "'correctness' is NaN but the scored row gives 0.666"),
+    ({"correctness": 0.5}, "'correctness' is 0.5 but the scored row gives 0.666"),
+    ({"correctness": "0.6"}, "'correctness' must be a number, got '0.6'"),
+    ({"correctness": None}, "'correctness' must be a number, got None"),
+    ({"n_given": -1}, "'n_given' is -1, outside >= 0"),
+    ({"n_correct": float("nan")}, "'n_correct' is NaN but the scored row gives 2"),
+    ({"abstained": 2.0}, "'abstained' is 2.0, outside [0, 1]"),
+    ({"micro_correctness": [5, 3]}, "'micro_correctness' is [5, 3]: more correct fragments than given"),
+    ({"micro_correctness": [1, float("inf")]}, "'micro_correctness' must be a pair of finite counts"),
+    ({"micro_correctness": 0.5}, "'micro_correctness' must be a pair of finite counts"),
+])
+def test_an_impossible_sample_value_is_a_run_error_naming_file_and_line(tmp_path, values, message):
+    from halt_eval.runs import RunError, load_run
+
+    model_dir = _lmeval_run(tmp_path, _bio_rows())
+    _corrupt(model_dir, 4, **values)
+    with pytest.raises(RunError) as e:
+        load_run(tmp_path)
+    assert f"samples_halt_bio_{STAMP}.jsonl:4: lm-eval sample value {message}" in str(e.value)
+
+
+@pytest.mark.parametrize("value", [7.5, float("inf"), float("nan")])
+def test_the_gate_refuses_a_candidate_with_an_impossible_sample_value(tmp_path, capsys, value):
+    from halt_eval.cli import main
+
+    base = _lmeval_run(tmp_path / "base", _bio_rows())
+    cand = _lmeval_run(tmp_path / "cand", _bio_rows())
+    _corrupt(cand, 4, correctness=value)
+    assert main(["gate", "--baseline", str(base), "--candidate", str(cand), "--resamples", "100"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("halt-eval gate: error: ")
+    assert f"samples_halt_bio_{STAMP}.jsonl:4: lm-eval sample value 'correctness'" in err[0]
