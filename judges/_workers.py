@@ -42,10 +42,10 @@ WALL_FACTOR = 10.0
 #: Longest time a new worker may take to load its runner before its first check.
 STARTUP_TIMEOUT_S = 120.0
 #: Address space (``RLIMIT_AS``) of one worker, in bytes. A worker with sympy, math-verify and
-#: latex2sympy loaded maps under 100 MB and an ordinary check adds little; expanding
-#: ``(x+1)^{100000}`` grows by about 70 MB a second and took 1.1 GB before the CPU limit
-#: stopped it. 1 GiB leaves ordinary checks ten times their room while two workers on a small
-#: machine cannot push it into swap. ``None`` (``WorkerPool(memory_bytes=None)``): no limit.
+#: latex2sympy loaded maps 66 MB and ordinary checks add little; expanding ``(x+1)^{100000}``
+#: (an identity check) reached 540 MB within its 3 CPU seconds here, and a worker was seen at
+#: 1.1 GB. 1 GiB leaves ordinary checks over ten times their room, while two workers cannot
+#: push a small machine into swap. ``WorkerPool(memory_bytes=None)``: no limit.
 MEMORY_LIMIT_BYTES = 1 << 30
 _READY = "ready"
 
