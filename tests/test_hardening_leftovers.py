@@ -136,7 +136,7 @@ def _score_cli(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "halt_eval.cli", "score", str(inp), "--domain", "math",
          "-o", str(tmp_path / "out.jsonl"), "--summary-json", str(tmp_path / "summary.json"),
-         "--judge-backend", "openai", "--judge-base-url", UNREACHABLE, "--judge-model", "m", *extra],
+         "--judge-backend", "openai", "--judge-base-url", UNREACHABLE, *extra],
         capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ},
     )
 
