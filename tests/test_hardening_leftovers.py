@@ -53,6 +53,31 @@ def test_a_claim_past_the_memory_limit_is_unverifiable_and_the_pool_goes_on():
     assert [(v.label, v.reason) for v in again.verdicts] == [("correct", "claims_hold")]
 
 
+def allocate(task: tuple) -> dict:
+    """A worker runner for the pool tests: ``("alloc", n)`` holds ``n`` bytes for a moment."""
+    block = bytearray(task[1])
+    return {"status": "ok", "size": len(block)}
+
+
+def test_the_pool_sets_the_limit_and_a_task_past_it_does_not_cost_the_next():
+    from halt_eval.judges._workers import MEMORY_LIMIT_BYTES, WorkerPool
+
+    pool = WorkerPool(1, 30.0, f"{__name__}:allocate")
+    try:
+        first = pool.run([("alloc", 1)])
+        pid = pool.workers[0].proc.pid
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        assert f"Max address space         {MEMORY_LIMIT_BYTES}" in limits
+        results = pool.run([("alloc", 2 * MEMORY_LIMIT_BYTES), ("alloc", 50 << 20)])
+        assert pool.workers[0].proc.pid == pid  # not replaced
+    finally:
+        pool.close()
+    assert first == [{"status": "ok", "size": 1}]
+    assert results[0]["status"] == "memory_limit"
+    assert "1,073,741,824-byte" in results[0]["error"]
+    assert results[1] == {"status": "ok", "size": 50 << 20}
+
+
 def test_the_memory_limit_is_a_judge_option_recorded_in_its_spec():
     from halt_eval.judges.sympy_math import SympyJudge
     from halt_eval.registry import get_judge
