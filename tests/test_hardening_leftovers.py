@@ -283,3 +283,15 @@ def test_the_gate_refuses_a_candidate_with_an_impossible_sample_value(tmp_path, 
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("halt-eval gate: error: ")
     assert f"samples_halt_bio_{STAMP}.jsonl:4: lm-eval sample value 'correctness'" in err[0]
+
+
+def test_the_report_refuses_a_run_with_an_impossible_sample_value(tmp_path, capsys):
+    from halt_eval.cli import main
+
+    run = _lmeval_run(tmp_path / "run", _bio_rows())
+    _corrupt(run, 7, f1=float("inf"))
+    assert main(["report", str(run), "-o", str(tmp_path / "report.html")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == [f"halt-eval report: error: {run}/samples_halt_bio_{STAMP}.jsonl:7: lm-eval sample "
+                   "value 'f1' is Infinity; metric values must be finite"]
+    assert not (tmp_path / "report.html").exists()
