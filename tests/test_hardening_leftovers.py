@@ -78,6 +78,17 @@ def test_the_pool_sets_the_limit_and_a_task_past_it_does_not_cost_the_next():
     assert results[1] == {"status": "ok", "size": 50 << 20}
 
 
+def test_a_final_answer_comparison_past_the_memory_limit_is_unverifiable():
+    from halt_eval.judges import sympy_math
+
+    plan = sympy_math._plan(_request("r", "The answer is \\boxed{5}.", answer="4"))
+    out_of_memory = {"status": "memory_limit", "error": "the check needed more than the worker's memory"}
+    judgement = plan.decide({plan.answer_key(): out_of_memory}, "sympy@1")
+    [v] = judgement.verdicts
+    assert (v.label, v.reason) == ("unverifiable", "memory_limit")
+    assert judgement.solved is None
+
+
 def test_the_memory_limit_is_a_judge_option_recorded_in_its_spec():
     from halt_eval.judges.sympy_math import SympyJudge
     from halt_eval.registry import get_judge
