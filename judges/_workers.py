@@ -219,17 +219,19 @@ def resolve(target: str) -> Callable[[tuple], dict]:
 
 
 def limit_memory(memory_bytes: int) -> None:
-    """Cap this process's address space (``RLIMIT_AS``) at ``memory_bytes``; a no-op where
-    the platform has no such limit (or when it may not be raised this far)."""
+    """Cap this process's address space (``RLIMIT_AS``) at ``memory_bytes`` (a lower limit
+    already set is kept). Where the platform has no such limit or refuses it, say so on stderr
+    and go on without one."""
     try:
         import resource
-    except ImportError:  # not on POSIX
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        memory_bytes = min(memory_bytes, hard)
-    if soft == resource.RLIM_INFINITY or soft > memory_bytes:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            memory_bytes = min(memory_bytes, hard)
+        if soft == resource.RLIM_INFINITY or soft > memory_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
+    except (ImportError, AttributeError, ValueError, OSError) as e:  # not POSIX, or refused
+        print(f"halt_eval worker: no memory limit ({type(e).__name__}: {e})", file=sys.stderr)
 
 
 def serve(conn: Connection, run: Callable[[tuple], dict], memory_bytes: int | None = None) -> None:

@@ -78,6 +78,18 @@ def test_the_pool_sets_the_limit_and_a_task_past_it_does_not_cost_the_next():
     assert results[1] == {"status": "ok", "size": 50 << 20}
 
 
+def test_limit_memory_lowers_the_address_space_limit_and_never_raises_it():
+    code = ("import resource, sys; from halt_eval.judges._workers import limit_memory; "
+            "resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), resource.RLIM_INFINITY)) "
+            "if sys.argv[1] != '-' else None; limit_memory(1 << 30); "
+            "print(resource.getrlimit(resource.RLIMIT_AS)[0])")
+    for before, after in (("-", 1 << 30), (str(4 << 30), 1 << 30), (str(768 << 20), 768 << 20)):
+        done = subprocess.run([sys.executable, "-c", code, before], capture_output=True, text=True,
+                              timeout=60, check=True)
+        assert int(done.stdout) == after, (before, done.stdout, done.stderr)
+        assert done.stderr == ""
+
+
 def test_a_final_answer_comparison_past_the_memory_limit_is_unverifiable():
     from halt_eval.judges import sympy_math
 
