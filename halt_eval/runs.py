@@ -299,8 +299,8 @@ def _value_problem(metric: Metric, value: Any, expected: Any, same_rules: bool) 
         return f"is NaN but the scored row gives {_show(expected)}" if defined and same_rules else None
     low, high = (0.0, 1.0) if metric.direction is not None else (0.0, math.inf)
     if not low <= number <= high:
-        where = "[0, 1]" if high == 1.0 else ">= 0"
-        return f"is {_show(value)}, outside {where}"
+        bounds = "[0, 1]" if high == 1.0 else ">= 0"
+        return f"is {_show(value)}, outside {bounds}"
     if same_rules and (not defined or abs(number - float(expected)) > 1e-9):
         return f"is {_show(value)} but the scored row gives {_show(expected)}"
     return None
