@@ -104,6 +104,16 @@ METRICS: dict[str, Metric] = {
     )
 }
 
+#: Verdict reasons that mean a judge failed rather than judged: the fragment is
+#: ``unverifiable`` because the judge crashed (``judge_error``, written by the scorer and the
+#: claims judge), its LLM server failed, timed out or answered off-format (``llm_error``,
+#: ``llm_timeout``, ``llm_unparseable``), a math worker raised or died (``worker_error``), or
+#: the code sandbox gave no usable result (``sandbox_error``). A check stopped at its own time
+#: or memory limit (``timeout``, ``memory_limit``) is a bound the input hit, not a failure.
+JUDGE_ERROR_REASONS: frozenset[str] = frozenset({
+    "judge_error", "llm_error", "llm_timeout", "llm_unparseable", "worker_error", "sandbox_error",
+})
+
 #: Metrics with a direction: the ones a gate can compare, by summary name.
 QUALITY_METRICS: dict[str, Metric] = {m.summary_name: m for m in METRICS.values() if m.direction}
 
@@ -151,8 +161,10 @@ def summarize(rows: Sequence[ScoredResponse], *, resamples: int = stats.BOOTSTRA
     Returns:
         ``{"n": count, summary_name: value | None, summary_name + "_ci": [lo, hi] | None, ...}``
         for every metric (``_ci`` for those with ``ci``), the fragment verdict counts under
-        ``verdicts``, the number of rows with an ``error`` under ``errors``, and the rules
-        versions of the rows under ``rules_versions``.
+        ``verdicts``, the number of rows with an ``error`` under ``errors``, the fragments a
+        judge failed on (reason in ``JUDGE_ERROR_REASONS``) under ``judge_errors`` and per
+        reason under ``judge_error_reasons``, and the rules versions of the rows under
+        ``rules_versions``.
     """
     out: dict[str, Any] = {"n": len(rows)}
     cols = {m.summary_name: m.columns(rows) for m in METRICS.values()}
@@ -164,11 +176,16 @@ def summarize(rows: Sequence[ScoredResponse], *, resamples: int = stats.BOOTSTRA
     for name, ci in zip(with_ci, intervals):
         out[f"{name}_ci"] = list(ci) if ci else None
     counts = dict.fromkeys(LABELS, 0)
+    failed: dict[str, int] = {}
     for r in rows:
         for v in r.verdicts:
             counts[v.label] += 1
+            if v.label == "unverifiable" and v.reason in JUDGE_ERROR_REASONS:
+                failed[v.reason] = failed.get(v.reason, 0) + 1
     out["verdicts"] = counts
     out["errors"] = sum(1 for r in rows if r.error)
+    out["judge_errors"] = sum(failed.values())
+    out["judge_error_reasons"] = dict(sorted(failed.items()))
     out["rules_versions"] = sorted({r.rules_version for r in rows})
     return out
 
@@ -188,6 +205,10 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         lines.append(f"  {m.summary_name:<18} {text}")
     v = summary.get("verdicts", {})
     lines.append("  fragments          " + ", ".join(f"{v.get(label, 0)} {label}" for label in LABELS))
+    if summary.get("judge_errors"):
+        by_reason = ", ".join(f"{n} {reason}" for reason, n in summary.get("judge_error_reasons", {}).items())
+        lines.append(f"  judge errors       {summary['judge_errors']} fragment(s) left unverifiable "
+                     f"because the judge failed" + (f" ({by_reason})" if by_reason else ""))
     if summary.get("rules_versions"):
         lines.append(f"  rules version      {', '.join(summary['rules_versions'])}")
     return "\n".join(lines)

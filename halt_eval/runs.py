@@ -12,18 +12,23 @@ A run is one model (or checkpoint) scored on one or more tasks. Two layouts are 
   still read.
 
 Every row becomes a ``ScoredResponse`` through ``ScoredResponse.from_dict``, so rows are checked
-on load and errors name ``file:line`` and the field.
+on load and errors name ``file:line`` and the field. The metric values lm-eval writes at the top
+of a sample (``correctness`` ...) are checked too: each must be a finite number in its range,
+NaN only where the row's value is undefined, and equal to what the sample's first row gives.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from halt_eval.catalogue import METRICS, Metric
 from halt_eval.io import first_text, is_sample, iter_json_lines, parse_sample
+from halt_eval.rules import RULES_VERSION
 from halt_eval.types import RowError, ScoredResponse
 
 RunSource = Literal["score", "lm-eval"]
@@ -240,6 +245,7 @@ def _read_rows(f: Path, *, default_task: str) -> tuple[list[ScoredResponse] | No
             if not rows:
                 return None, False
             raise RunError(f"{where}: field 'fragments' is missing")
+        first = len(rows)
         for row in found:
             task = row.get("task") or default_task or (f"halt_{row['domain']}" if row.get("domain") else "")
             row["task"] = str(task) if isinstance(task, (str, int)) else task
@@ -250,7 +256,69 @@ def _read_rows(f: Path, *, default_task: str) -> tuple[list[ScoredResponse] | No
             if not scored.response.task:
                 raise RunError(f"{where}: neither 'task' nor 'domain' is set")
             rows.append(scored)
+        if from_lmeval:
+            _check_sample_values(obj, rows[first], where)
     return rows, from_lmeval
+
+
+def _check_sample_values(sample: Mapping[str, Any], row: ScoredResponse, where: str) -> None:
+    """The metric values lm-eval wrote at the top of a sample (what ``process_results``
+    returned for its first row) must be possible and, under the current rules, the row's own.
+
+    Raises:
+        RunError: A value is not a number, is infinite, is NaN where the row's value is
+            defined, lies outside its range, or differs from the row's; names ``where``.
+    """
+    for metric in METRICS.values():
+        if metric.name not in sample:
+            continue
+        problem = _value_problem(metric, sample[metric.name], metric.lmeval_value(row),
+                                 row.rules_version == RULES_VERSION)
+        if problem:
+            raise RunError(f"{where}: lm-eval sample value {metric.name!r} {problem}")
+
+
+def _value_problem(metric: Metric, value: Any, expected: Any, same_rules: bool) -> str | None:
+    """What is wrong with one top-level sample value, or ``None``."""
+    if metric.aggregation == "pooled_ratio":  # [n_correct, n_given]
+        if (not isinstance(value, list) or len(value) != 2
+                or any(_number(v) is None or not math.isfinite(v) or v < 0 for v in value)):
+            return f"must be a pair of finite counts [n_correct, n_given], got {_show(value)}"
+        if value[0] > value[1]:
+            return f"is {_show(value)}: more correct fragments than given ones"
+        if same_rules and [float(v) for v in value] != [float(v) for v in expected]:
+            return f"is {_show(value)} but the scored row gives {_show(expected)}"
+        return None
+    number = _number(value)
+    if number is None:
+        return f"must be a number, got {_show(value)}"
+    if math.isinf(number):
+        return f"is {_show(value)}; metric values must be finite"
+    defined = not (isinstance(expected, float) and math.isnan(expected))
+    if math.isnan(number):
+        return f"is NaN but the scored row gives {_show(expected)}" if defined and same_rules else None
+    low, high = (0.0, 1.0) if metric.direction is not None else (0.0, math.inf)
+    if not low <= number <= high:
+        bounds = "[0, 1]" if high == 1.0 else ">= 0"
+        return f"is {_show(value)}, outside {bounds}"
+    if same_rules and (not defined or abs(number - float(expected)) > 1e-9):
+        return f"is {_show(value)} but the scored row gives {_show(expected)}"
+    return None
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number (or a boolean, as older samples wrote ``abstained``) as a float."""
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value)[:100]
 
 
 def _sample_rows(sample: Mapping[str, Any], where: str) -> list[dict[str, Any]] | None:

@@ -10,10 +10,15 @@ The worker imports the runner given as ``module:function`` (and with it sympy an
 parsers) before it reports ready, so a check's clock starts only once imports are done.
 Replacing a killed worker costs one interpreter start (about a second with sympy loaded);
 after its first replacement a pool keeps one spare started, so later timeouts do not wait.
+
+Each worker also runs under an address-space limit (``RLIMIT_AS``, ``MEMORY_LIMIT_BYTES`` by
+default): a check that would need more (a huge power expanded) fails with ``MemoryError``
+inside the worker, which reports it as a ``memory_limit`` result and goes on to the next check.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import math
@@ -36,15 +41,21 @@ CHUNK = 64
 WALL_FACTOR = 10.0
 #: Longest time a new worker may take to load its runner before its first check.
 STARTUP_TIMEOUT_S = 120.0
+#: Address space (``RLIMIT_AS``) of one worker, in bytes. A worker with sympy, math-verify and
+#: latex2sympy loaded maps 66 MB and ordinary checks add little; expanding ``(x+1)^{100000}``
+#: (an identity check) reached 540 MB within its 3 CPU seconds here, and a worker was seen at
+#: 1.1 GB. 1 GiB leaves ordinary checks over ten times their room, while two workers cannot
+#: push a small machine into swap. ``WorkerPool(memory_bytes=None)``: no limit.
+MEMORY_LIMIT_BYTES = 1 << 30
 _READY = "ready"
 
 
 class _Worker:
-    def __init__(self, runner: str, preload: Sequence[str]) -> None:
+    def __init__(self, runner: str, preload: Sequence[str], memory_bytes: int | None) -> None:
         parent, child = multiprocessing.Pipe(duplex=True)  # a socket pair; no process started
         fd = child.fileno()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(fd), runner, *preload],
+            [sys.executable, "-m", __name__, str(fd), str(memory_bytes or 0), runner, *preload],
             pass_fds=(fd,), stdin=subprocess.DEVNULL, close_fds=True,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )
@@ -101,7 +112,9 @@ class WorkerPool:
     A worker that overruns the limit on one task (``timeout_s`` of CPU time, or
     ``WALL_FACTOR * timeout_s`` of wall clock) is killed and replaced; the task gets a
     ``timeout`` result and the rest of its batch goes to the replacement. A worker's clock
-    starts when it reports ready (imports done), not when it is started.
+    starts when it reports ready (imports done), not when it is started. A task that needs
+    more than ``memory_bytes`` of address space gets a ``memory_limit`` result (the worker
+    catches the ``MemoryError`` and goes on); one whose worker dies gets an ``error``.
 
     Args:
         n: Worker processes.
@@ -109,14 +122,22 @@ class WorkerPool:
         runner: ``module:function`` the workers call on each task; it returns a dict.
         preload: Modules a worker imports before it reports ready (so that their import
             time is not charged to the first task).
+        memory_bytes: Address-space limit of each worker (``RLIMIT_AS``); ``None``: none.
     """
 
-    def __init__(self, n: int, timeout_s: float, runner: str, preload: Sequence[str] = ()) -> None:
+    def __init__(self, n: int, timeout_s: float, runner: str, preload: Sequence[str] = (),
+                 memory_bytes: int | None = MEMORY_LIMIT_BYTES) -> None:
+        if memory_bytes is not None and memory_bytes <= 0:
+            raise ValueError(f"memory_bytes must be > 0 or None, got {memory_bytes!r}")
         self.timeout_s = timeout_s
         self.runner = runner
         self.preload = tuple(preload)
-        self.workers = [_Worker(runner, self.preload) for _ in range(n)]
+        self.memory_bytes = memory_bytes
+        self.workers = [self._start() for _ in range(n)]
         self._spare: _Worker | None = None
+
+    def _start(self) -> _Worker:
+        return _Worker(self.runner, self.preload, self.memory_bytes)
 
     def close(self) -> None:
         for w in self.workers + ([self._spare] if self._spare else []):
@@ -171,8 +192,8 @@ class WorkerPool:
         old.kill()
         results[old.queue.popleft()] = result
         new, self._spare = (self._spare, None) if self._spare and self._spare.alive() else (None, None)
-        self.workers[k] = new or _Worker(self.runner, self.preload)
-        self._spare = _Worker(self.runner, self.preload)  # loads while the replacement works
+        self.workers[k] = new or self._start()
+        self._spare = self._start()  # loads while the replacement works
         if old.queue:
             self._send(k, list(old.queue), tasks)
 
@@ -197,7 +218,23 @@ def resolve(target: str) -> Callable[[tuple], dict]:
     return getattr(importlib.import_module(module), name)
 
 
-def serve(conn: Connection, run: Callable[[tuple], dict]) -> None:
+def limit_memory(memory_bytes: int) -> None:
+    """Cap this process's address space (``RLIMIT_AS``) at ``memory_bytes`` (a lower limit
+    already set is kept). Where the platform has no such limit or refuses it, say so on stderr
+    and go on without one."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            memory_bytes = min(memory_bytes, hard)
+        if soft == resource.RLIM_INFINITY or soft > memory_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
+    except (ImportError, AttributeError, ValueError, OSError) as e:  # not POSIX, or refused
+        print(f"halt_eval worker: no memory limit ({type(e).__name__}: {e})", file=sys.stderr)
+
+
+def serve(conn: Connection, run: Callable[[tuple], dict], memory_bytes: int | None = None) -> None:
     """Worker loop: receive batches of tasks, send back one result per task."""
     conn.send(_READY)
     while True:
@@ -208,16 +245,26 @@ def serve(conn: Connection, run: Callable[[tuple], dict]) -> None:
         if batch is None:
             return
         for idx, task in batch:
+            out_of_memory = False
             try:
                 result = run(task)
+            except MemoryError:
+                out_of_memory = True  # reported below, once the frames holding the memory are gone
             except Exception as e:  # noqa: BLE001 - the reason goes into the verdict
                 result = {"status": "error", "error": f"{type(e).__name__}: {e}"[:300]}
+            if out_of_memory:
+                gc.collect()
+                limit = f"{memory_bytes:,}-byte" if memory_bytes else "available"
+                result = {"status": "memory_limit",
+                          "error": f"the check needed more than the worker's {limit} memory"}
             conn.send((idx, result))
 
 
 def main(argv: Sequence[str]) -> int:
-    fd, runner, preload = int(argv[0]), argv[1], argv[2:]
+    fd, memory_bytes, runner, preload = int(argv[0]), int(argv[1]), argv[2], argv[3:]
     conn = Connection(fd)
+    if memory_bytes:
+        limit_memory(memory_bytes)
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     try:
         for module in preload:
@@ -226,7 +273,7 @@ def main(argv: Sequence[str]) -> int:
     except Exception as e:  # noqa: BLE001 - reported as the first message, then exit
         print(f"halt_eval worker: cannot load {runner}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    serve(conn, run)
+    serve(conn, run, memory_bytes or None)
     return 0
 
 

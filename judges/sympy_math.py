@@ -31,6 +31,8 @@ Reason codes (``Verdict.reason``):
 * ``missing_reference`` (unverifiable): the final answer has no reference answer to meet.
 * ``unparsable_answer`` (unverifiable): the final answer or the reference could not be parsed.
 * ``timeout`` (unverifiable): a sympy call ran past ``timeout_s``; its worker was killed.
+* ``memory_limit`` (unverifiable): a sympy call needed more than the worker's memory limit
+  (``memory_bytes``, default ``_workers.MEMORY_LIMIT_BYTES``); the worker goes on.
 * ``worker_error`` (unverifiable): a check raised or its worker died.
 
 Every sympy call runs in a worker process (``_workers.WorkerPool``, started with
@@ -51,7 +53,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from halt_eval.judges._workers import WorkerPool
+from halt_eval.judges._workers import MEMORY_LIMIT_BYTES, WorkerPool
 from halt_eval.judges.math_answer import compare_answers, extract_final_answer, ranked_final_answer
 from halt_eval.judges.math_claims import check_claim, precheck
 from halt_eval.judges.math_steps import Claim, find_claims
@@ -75,6 +77,7 @@ class SympyJudge:
     Args:
         timeout_s: Time limit of each check, in seconds.
         workers: Worker processes; default ``min(2, cpu_count)``.
+        memory_bytes: Address-space limit of each worker process, in bytes.
 
     Raises:
         RuntimeError: sympy, math-verify or latex2sympy2_extended is missing.
@@ -83,9 +86,12 @@ class SympyJudge:
     name = "sympy"
     version = "1"
 
-    def __init__(self, *, timeout_s: float = TIMEOUT_S, workers: int | None = None) -> None:
+    def __init__(self, *, timeout_s: float = TIMEOUT_S, workers: int | None = None,
+                 memory_bytes: int = MEMORY_LIMIT_BYTES) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        if isinstance(memory_bytes, bool) or not isinstance(memory_bytes, int) or memory_bytes <= 0:
+            raise ValueError(f"memory_bytes must be a positive integer, got {memory_bytes!r}")
         try:
             import latex2sympy2_extended  # noqa: F401 - the workers need them
             import math_verify  # noqa: F401
@@ -95,6 +101,7 @@ class SympyJudge:
                 f"the sympy judge needs {e.name}: pip install sympy math-verify latex2sympy2_extended"
             ) from e
         self.timeout_s = timeout_s
+        self.memory_bytes = memory_bytes
         self.workers = workers or min(2, os.cpu_count() or 1)
         self._pool: WorkerPool | None = None
 
@@ -104,7 +111,8 @@ class SympyJudge:
 
     def spec(self) -> dict[str, Any]:
         """Name, version and the options that can change a verdict."""
-        return {"name": self.name, "version": self.version, "options": {"timeout_s": self.timeout_s}}
+        return {"name": self.name, "version": self.version,
+                "options": {"timeout_s": self.timeout_s, "memory_bytes": self.memory_bytes}}
 
     def close(self) -> None:
         """Stop the worker processes (they restart on the next ``judge`` call)."""
@@ -138,7 +146,7 @@ class SympyJudge:
             for key in plan.keys():
                 tasks.setdefault(key, len(tasks))
         if self._pool is None:
-            self._pool = WorkerPool(self.workers, self.timeout_s, RUNNER, PRELOAD)
+            self._pool = WorkerPool(self.workers, self.timeout_s, RUNNER, PRELOAD, self.memory_bytes)
         results = self._pool.run(list(tasks))
         by_key = {key: results[i] for key, i in tasks.items()}
         return [plan.decide(by_key, self.tag) for plan in plans]
@@ -253,6 +261,9 @@ def _step_verdict(tag: str, text: str, step: list[tuple[Claim, dict]], final: bo
                            "the final answer differs from the reference answer", evidence)
         elif answer is not None and answer.get("status") == "timeout":
             return Verdict("unverifiable", tag, "timeout", "comparing the final answer timed out", evidence)
+        elif answer is not None and answer.get("status") == "memory_limit":
+            return Verdict("unverifiable", tag, "memory_limit",
+                           "comparing the final answer passed the memory limit", evidence)
         elif answer is not None and answer.get("status") == "unparsable":
             return Verdict("unverifiable", tag, "unparsable_answer",
                            "the final answer or the reference could not be parsed", evidence)
@@ -260,6 +271,8 @@ def _step_verdict(tag: str, text: str, step: list[tuple[Claim, dict]], final: bo
         return Verdict("correct", tag, "claims_hold", "every checked claim holds", evidence)
     if any(r["status"] == "timeout" for _, r in step):
         return Verdict("unverifiable", tag, "timeout", "a check ran past the time limit", evidence)
+    if any(r["status"] == "memory_limit" for _, r in step):
+        return Verdict("unverifiable", tag, "memory_limit", "a check passed the memory limit", evidence)
     if any(r["status"] == "error" for _, r in step):
         return Verdict("unverifiable", tag, "worker_error", "a check failed to run", evidence)
     if solved is True and not any_false:

@@ -218,7 +218,8 @@ def test_a_composed_fallback_decides_only_the_steps_sympy_could_not():
     assert scored.solved is False  # the embedded judge's response-level decision stands
     spec = judge.spec()
     assert spec["name"] == "sympy+stub" and spec["embedded"]["name"] == "sympy"
-    assert spec["embedded"]["options"] == {"timeout_s": sympy_math.TIMEOUT_S}
+    assert spec["embedded"]["options"] == {"timeout_s": sympy_math.TIMEOUT_S,
+                                           "memory_bytes": sympy_math.MEMORY_LIMIT_BYTES}
     assert spec["fallback"] == {"name": "stub", "version": "1"}
 
 
