@@ -146,9 +146,10 @@ def test_coverage_is_an_option_and_the_spec_names_it(judge):
     req = _request("med", "Ibuprofen can cause bleeding.", ref)
     plain = RetrievalJudge()
     assert plain.judge([req])[0].coverage is None and len(judge.judge([req])[0].coverage) == 1
+    api = wikipedia.configured_api()  # None: the tests turn the Wikipedia source off
     assert judge.spec() == {"name": "retrieval", "version": "1", "options": {
         "top_k": rc.TOP_K, "coverage": True, "corpus": None, "classifier": "shipped",
-        "knowledge": f"wikipedia:{wikipedia.configured_api()}"}}
+        "knowledge": f"wikipedia:{api}" if api else None}}
 
 
 def test_torch_threads_are_set_only_while_the_judge_runs(judge):
