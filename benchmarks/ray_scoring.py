@@ -9,9 +9,12 @@ line per Ray size, with the single process as the peer:
   here with ``num_cpus=N`` (so N batches at once, each with its own judge pool; see
   ``halt_eval.distributed``). ``peer``: rows per second without ``--ray``. ``ratio``:
   ours / peer (above 1 is faster than one process).
-* Each figure is the median of ``--repeat`` timed runs after one warm-up run of each kind;
-  Ray's start-up (``ray.init``) is outside the timed part, its worker processes' first
-  scorer build is inside (each timed run uses fresh scoring options, so no scorer carries over).
+* Each figure is the median of ``--repeat`` rounds; a round runs every kind once (a warm-up
+  run, then the timed run), so a drift of the machine's load weighs on all kinds alike. Ray
+  starts afresh for each round (``ray.init``, not timed); the warm-up run starts its worker
+  processes and their imports. The timed run has fresh scoring options (a ``--marker`` of its
+  own), so each process builds its scorer and judge pools inside the timed part, as a
+  single-process run does.
 
 The answers (``build_answers``, also used by ``tests/test_ray.py``): GSM8K and MATH-500
 reference solutions, and as many again with one number changed (a false claim or a wrong
@@ -153,25 +156,28 @@ def main(argv: list[str] | None = None) -> int:
         n = args.math + args.code
         runs = iter(range(10_000))
         quiet = contextlib.redirect_stdout(io.StringIO())  # the summaries
-
-        def timed(ray_on: bool) -> float:
-            _score(paths, tmp, ray_on, next(runs))  # warm-up
-            times = []
-            for _ in range(args.repeat):
-                times.append(_score(paths, tmp, ray_on, next(runs)))
-            return statistics.median(times)
-
-        with quiet:
-            single = n / timed(False)
+        kinds = [0, *args.cpus]  # 0: the single process
+        seconds: dict[int, list[float]] = {k: [] for k in kinds}
+        # Round by round, each kind once, so that the machine's load (shared, and drifting)
+        # weighs on every kind alike. Each Ray kind gets a fresh local instance per round.
+        for _ in range(args.repeat):
+            for cpus in kinds:
+                if cpus:
+                    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
+                try:
+                    with quiet:
+                        _score(paths, tmp, bool(cpus), next(runs))  # warm-up
+                        seconds[cpus].append(_score(paths, tmp, bool(cpus), next(runs)))
+                    print(f"{f'ray {cpus} cpu' if cpus else 'single process'}: "
+                          f"{seconds[cpus][-1]:.1f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+                finally:
+                    if cpus:
+                        ray.shutdown()
+        single = n / statistics.median(seconds[0])
         figures = [{"measure": "rows_per_s single process", "ours": single, "peer": single}]
         for cpus in args.cpus:
-            ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
-            try:
-                with quiet:
-                    ours = n / timed(True)
-            finally:
-                ray.shutdown()
-            figures.append({"measure": f"rows_per_s ray {cpus} cpu", "ours": ours, "peer": single})
+            figures.append({"measure": f"rows_per_s ray {cpus} cpu",
+                            "ours": n / statistics.median(seconds[cpus]), "peer": single})
     load = os.getloadavg()
     machine += f" -> {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
     print("measure | ours | peer | ratio | n | machine")

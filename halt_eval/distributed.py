@@ -163,6 +163,24 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+#: Seconds to wait for a TCP connection to the cluster's address (``ray.init`` itself keeps
+#: retrying an unreachable address for minutes).
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """``RayUnavailable`` unless something accepts a TCP connection at ``[ray://]HOST:PORT``."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise RayUnavailable(f"--ray {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise RayUnavailable(f"--ray: no Ray cluster answers at {address}: {e.strerror or e}") from None
+
+
 class RayScoring:
     """Batches scored as Ray tasks, handed back in order.
 
@@ -184,6 +202,8 @@ class RayScoring:
         self._ray = ray
         self._owned = False
         if not ray.is_initialized():
+            if address and address != "auto":
+                _check_reachable(address)
             try:
                 if address:
                     ray.init(address=address, logging_level=logging.WARNING)

@@ -81,6 +81,20 @@ def test_an_input_file_taken_as_the_address_is_refused(tmp_path, capsys):
     assert "--ray took" in capsys.readouterr().err
 
 
+def test_an_address_where_no_cluster_answers_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    import ray
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": "a", "response": "1 + 1 = 2. \\boxed{2}", "reference": {"answer": "2"}}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["score", str(inp), "--domain", "math", "-o", str(out), "--ray", "127.0.0.1:1"]) == 2
+    assert "no Ray cluster answers at 127.0.0.1:1" in capsys.readouterr().err
+    assert main(["score", str(inp), "--domain", "math", "-o", str(out), "--ray", "nonsense"]) == 2
+    assert "expected auto, HOST:PORT" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_worker_builds_its_scorer_once_per_options_with_a_pool_per_task_cpu():
     options = ScorerOptions(domain="math", markers=DEFAULT_MARKERS)
     first = scorer_for(options)
