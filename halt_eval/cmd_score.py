@@ -135,6 +135,9 @@ def _check_ray(args: argparse.Namespace) -> None:
     if args.ray and (args.ray.endswith((".jsonl", ".json")) or Path(args.ray).is_file()):
         raise UsageError(f"--ray took {args.ray!r} as the cluster address; put the input files "
                          "before --ray, or give an address (auto, HOST:PORT)")
+    if getattr(args, "llm_opt_backend", None) == "vllm":
+        raise UsageError("--ray with --judge-backend vllm would load the model in every Ray worker: "
+                         "serve it (vllm serve MODEL) and pass --judge-backend openai --judge-base-url URL")
     try:
         require_ray()
     except RayUnavailable as e:

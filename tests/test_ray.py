@@ -95,6 +95,16 @@ def test_an_address_where_no_cluster_answers_is_a_usage_error(tmp_path, monkeypa
     assert not out.exists()
 
 
+def test_an_in_process_vllm_judge_is_refused_on_ray(tmp_path, capsys):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("{}\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["score", str(inp), "--domain", "math", "-o", str(out), "--judge-backend", "vllm",
+                 "--judge-model", "m", "--ray"]) == 2
+    assert "would load the model in every Ray worker" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_worker_builds_its_scorer_once_per_options_with_a_pool_per_task_cpu():
     options = ScorerOptions(domain="math", markers=DEFAULT_MARKERS)
     first = scorer_for(options)
