@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
+import time
 
 import pytest
 from conftest import ROOT
 
 from halt_eval.cli import main
-from halt_eval.distributed import ScorerOptions, merge_stats, scorer_for
+from halt_eval.distributed import RayScoring, ScorerOptions, merge_stats, scorer_for
+from halt_eval.domains import Domain
 from halt_eval.split import DEFAULT_MARKERS
+from halt_eval.types import Judgement, Response, Verdict
 
 _spec = importlib.util.spec_from_file_location("ray_scoring", ROOT / "benchmarks" / "ray_scoring.py")
 ray_scoring = importlib.util.module_from_spec(_spec)
@@ -36,11 +40,32 @@ def _without_timings(row, domain):
     return row
 
 
+class SleepyJudge:
+    """Every fragment correct, after ``reference["sleep"]`` seconds per answer."""
+
+    name = "sleepy"
+    version = "1"
+
+    def judge(self, batch):
+        out = []
+        for req in batch:
+            time.sleep(float(req.response.reference.get("sleep", 0)))
+            out.append(Judgement(tuple(Verdict("correct", "sleepy@1", "given") for _ in req.fragments)))
+        return out
+
+
+#: A domain the Ray workers import from this file (tests/ is on their PYTHONPATH).
+SLEEPY = Domain(name="sleepy", description="test domain", kind="independent", fragment="sentence",
+                splitter="sentences", judge="test_ray:SleepyJudge", n_desired="fixed:1")
+
+
 @pytest.fixture(scope="module")
 def ray_2cpu():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    with pytest.MonkeyPatch.context() as mp:  # the workers inherit the environment
+        mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT / "tests"), os.environ.get("PYTHONPATH")) if p))
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
 
@@ -72,6 +97,17 @@ def test_without_ray_the_option_is_a_usage_error_naming_the_extra(tmp_path, monk
     err = capsys.readouterr().err
     assert "pip install 'halt-eval[ray]'" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_without_the_option_ray_is_not_imported(tmp_path):
+    import subprocess
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": "a", "response": "1 + 1 = 2. \\boxed{2}", "reference": {"answer": "2"}}) + "\n")
+    code = ("import sys; from halt_eval.cli import main; "
+            f"rc = main(['score', {str(inp)!r}, '--domain', 'math', '-o', {str(tmp_path / 'o.jsonl')!r}]); "
+            "assert rc == 0 and 'ray' not in sys.modules, (rc, 'ray' in sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
 
 
 def test_an_input_file_taken_as_the_address_is_refused(tmp_path, capsys):
@@ -140,6 +176,21 @@ def test_ray_rows_are_the_single_process_rows_in_input_order(domain, answers, si
     labels = {f["verdict"] for r in got for f in r["fragments"]}
     assert {"correct", "incorrect"} <= labels
     assert {r["solved"] for r in got} >= {True, False}
+
+
+def test_batches_come_back_in_order_each_once_those_before_it_are_done(ray_2cpu):
+    def answer(rid, sleep):
+        return Response(id=rid, domain=SLEEPY, prompt="", text="One. Two.", reference={"sleep": sleep})
+
+    scoring = RayScoring(ScorerOptions(domain="test_ray:SLEEPY", markers=DEFAULT_MARKERS))
+    list(scoring.map([[answer("warm-up", 0)], [answer("warm-up 2", 0)]]))  # the workers import this file
+    start, seen = time.monotonic(), []
+    for scored in scoring.map([[answer("a", 2)], [answer("b", 0)], [answer("c", 8)]]):
+        seen.append((scored[0].response.id, time.monotonic() - start))
+    # b is done first but waits for a; a and b come back long before c is done
+    assert [rid for rid, _ in seen] == ["a", "b", "c"]
+    assert seen[0][1] >= 2 and seen[2][1] - seen[1][1] > 3, seen
+    assert [v.label for v in scored[0].verdicts] == ["correct", "correct"]
 
 
 def test_ray_resume_scores_only_the_missing_ids(answers, single, ray_2cpu, tmp_path):
