@@ -5,6 +5,9 @@ line per Ray size, with the single process as the peer:
 
     measure | ours | peer | ratio | n | machine
 
+* ``rows_per_s single process, judge pool of one Ray task``: one process whose judge pool is
+  that of a one-CPU Ray task (``--judge-arg workers=K``, ``halt_eval.distributed.WORKERS_PER_CPU``:
+  one sympy worker, two sandboxes), to tell the pool size's effect from Ray's.
 * ``rows_per_s ray N cpu``: rows per second with ``--ray`` on a local Ray instance started
   here with ``num_cpus=N`` (so N batches at once, each with its own judge pool; see
   ``halt_eval.distributed``). ``peer``: rows per second without ``--ray``. ``ratio``:
@@ -117,21 +120,40 @@ def build_answers(folder: Path, n_math: int = 200, n_code: int = 50) -> dict[str
     return paths
 
 
-def _score(paths: dict[str, Path], out: Path, ray: bool, run: int) -> float:
+def _score(paths: dict[str, Path], out: Path, kind: str, run: int) -> float:
     """Seconds to score both files through the CLI. ``run`` goes into a --marker so that
-    every run has fresh scoring options (no worker keeps a scorer from an earlier run)."""
+    every run has fresh scoring options (no worker keeps a scorer from an earlier run).
+    ``kind``: ``single``, ``matched`` (one process, judge pool of a one-CPU Ray task) or ``ray``."""
     from halt_eval.cli import main
+    from halt_eval.distributed import WORKERS_PER_CPU
 
     start = time.perf_counter()
     for domain, path in paths.items():
         argv = ["score", str(path), "--domain", domain, "-o", str(out / f"{domain}.jsonl"),
                 "--marker", f"benchmark run {run} stops here"]
-        if ray:
+        if kind == "ray":
             argv.append("--ray")
+        elif kind == "matched":
+            judge = {"math": "sympy", "code": "sandbox"}[domain]
+            argv += ["--judge-arg", f"workers={WORKERS_PER_CPU[judge]}"]
         code = main(argv)
         if code != 0:
             raise SystemExit(f"halt-eval score exited {code} on {path}")
     return time.perf_counter() - start
+
+
+def _ray_init(ray, cpus: int) -> None:
+    """A local Ray instance; started again if it times out (a loaded machine)."""
+    for attempt in range(3):
+        try:
+            ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
+            return
+        except Exception as e:  # Ray raises a bare Exception on a start-up timeout
+            ray.shutdown()
+            if attempt == 2:
+                raise
+            print(f"ray.init failed ({e}); again in 10 s", file=sys.stderr)
+            time.sleep(10)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,25 +178,27 @@ def main(argv: list[str] | None = None) -> int:
         n = args.math + args.code
         runs = iter(range(10_000))
         quiet = contextlib.redirect_stdout(io.StringIO())  # the summaries
-        kinds = [0, *args.cpus]  # 0: the single process
-        seconds: dict[int, list[float]] = {k: [] for k in kinds}
+        kinds = ["single", "matched", *args.cpus]  # a number: Ray with that many CPUs
+        seconds: dict = {k: [] for k in kinds}
         # Round by round, each kind once, so that the machine's load (shared, and drifting)
         # weighs on every kind alike. Each Ray kind gets a fresh local instance per round.
         for _ in range(args.repeat):
-            for cpus in kinds:
-                if cpus:
-                    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
+            for kind in kinds:
+                on_ray = isinstance(kind, int)
+                if on_ray:
+                    _ray_init(ray, kind)
                 try:
                     with quiet:
-                        _score(paths, tmp, bool(cpus), next(runs))  # warm-up
-                        seconds[cpus].append(_score(paths, tmp, bool(cpus), next(runs)))
-                    print(f"{f'ray {cpus} cpu' if cpus else 'single process'}: "
-                          f"{seconds[cpus][-1]:.1f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+                        _score(paths, tmp, "ray" if on_ray else kind, next(runs))  # warm-up
+                        seconds[kind].append(_score(paths, tmp, "ray" if on_ray else kind, next(runs)))
+                    print(f"{kind}: {seconds[kind][-1]:.1f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
                 finally:
-                    if cpus:
+                    if on_ray:
                         ray.shutdown()
-        single = n / statistics.median(seconds[0])
-        figures = [{"measure": "rows_per_s single process", "ours": single, "peer": single}]
+        single = n / statistics.median(seconds["single"])
+        figures = [{"measure": "rows_per_s single process", "ours": single, "peer": single},
+                   {"measure": "rows_per_s single process, judge pool of one Ray task",
+                    "ours": n / statistics.median(seconds["matched"]), "peer": single}]
         for cpus in args.cpus:
             figures.append({"measure": f"rows_per_s ray {cpus} cpu",
                             "ours": n / statistics.median(seconds[cpus]), "peer": single})
