@@ -70,6 +70,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "parsed as JSON when it can be)")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="answers per judge call (default: 32)")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="judge the batches as tasks on a Ray cluster: with no ADDRESS start a "
+                             "local Ray instance, with `auto` or HOST:PORT connect to a running one "
+                             "(rows are those of a run without --ray; see docs/ray.md). Needs "
+                             "pip install 'halt-eval[ray]'")
     from halt_eval.judges.llm import add_cli_arguments
 
     add_cli_arguments(parser)
@@ -107,6 +112,8 @@ def _check_options(args: argparse.Namespace) -> None:
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.ray is not None:
+        _check_ray(args)
     if args.n_desired is not None:
         check_n_desired(args.n_desired)
     try:
@@ -125,6 +132,22 @@ def _check_options(args: argparse.Namespace) -> None:
             raise UsageError(f"--summary-json {summary}: is a directory")
         if _same_file(summary, out) or any(_same_file(Path(p), summary) for p in args.inputs):
             raise UsageError(f"--summary-json {summary} is also the output or an input")
+
+
+def _check_ray(args: argparse.Namespace) -> None:
+    """Ray is installed, and ``--ray`` did not swallow an input file as its address."""
+    from halt_eval.distributed import RayUnavailable, require_ray
+
+    if args.ray and (args.ray.endswith((".jsonl", ".json")) or Path(args.ray).is_file()):
+        raise UsageError(f"--ray took {args.ray!r} as the cluster address; put the input files "
+                         "before --ray, or give an address (auto, HOST:PORT)")
+    if getattr(args, "llm_opt_backend", None) == "vllm":
+        raise UsageError("--ray with --judge-backend vllm would load the model in every Ray worker: "
+                         "serve it (vllm serve MODEL) and pass --judge-backend openai --judge-base-url URL")
+    try:
+        require_ray()
+    except RayUnavailable as e:
+        raise UsageError(str(e)) from None
 
 
 def check_n_desired(mode: str) -> None:
@@ -207,12 +230,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from halt_eval.io import read_responses, write_jsonl_row
     from halt_eval.judges.llm import options_from_args
-    from halt_eval.catalogue import format_summary, summarize
-    from halt_eval.rules import RULES_VERSION
     from halt_eval.score import ScoreConfig, Scorer
     from halt_eval.split import DEFAULT_MARKERS
 
@@ -233,6 +251,31 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"the {args.domain} judge does not take this option: {e}") from None
     except (RuntimeError, ValueError, ImportError) as e:
         raise UsageError(str(e)) from None
+
+    cluster = None
+    if args.ray is not None:  # reached (or started) before any output is touched
+        from halt_eval.distributed import RayScoring, RayUnavailable, ScorerOptions
+
+        try:
+            cluster = RayScoring(ScorerOptions(
+                domain=args.domain, markers=config.markers, n_desired=args.n_desired,
+                judge_kwargs=_judge_kwargs(args), llm=options_from_args(args).to_dict()),
+                address=args.ray or None)
+        except RayUnavailable as e:
+            raise UsageError(str(e)) from None
+    try:
+        return _score(args, scorer, cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
+    from tqdm import tqdm
+
+    from halt_eval.io import read_responses, write_jsonl_row
+    from halt_eval.catalogue import format_summary, summarize
+    from halt_eval.rules import RULES_VERSION
 
     out_path = Path(args.output)
     bad = 0
@@ -269,9 +312,12 @@ def _run(args: argparse.Namespace) -> int:
         rows: list[Any] = []
         with tqdm(total=len(records), desc=f"scoring {args.domain}", unit="answer",
                   file=sys.stderr) as bar:
-            for start in range(0, len(records), args.batch_size):
-                batch = records[start:start + args.batch_size]
-                for scored in scorer.score(batch):
+            batches = [records[start:start + args.batch_size]
+                       for start in range(0, len(records), args.batch_size)]
+            # In input order either way; on Ray each batch as soon as those before it are done.
+            results = cluster.map(batches) if cluster else (scorer.score(b) for b in batches)
+            for batch, scored_batch in zip(batches, results):
+                for scored in scored_batch:
                     if write_jsonl_row(fh, scored.to_dict()):
                         print(f"warning: record {scored.response.id!r}: text that UTF-8 cannot "
                               "carry (a lone surrogate) written as a \\uXXXX escape",
@@ -295,7 +341,8 @@ def _run(args: argparse.Namespace) -> int:
                     "judge_spec": scorer.spec()})
     stats = getattr(scorer.judge, "stats", None)  # the LLM judge's call counts
     if stats is not None:
-        summary["judge_stats"] = stats() if callable(stats) else stats
+        # On Ray the calls were made by the workers' judges, not this one.
+        summary["judge_stats"] = (cluster.stats or {}) if cluster else (stats() if callable(stats) else stats)
     print(format_summary(summary))
     if summary.get("judge_stats", {}).get("note"):  # e.g. the knowledge source was unreachable
         print(f"  note               {summary['judge_stats']['note']}")

@@ -107,7 +107,7 @@ def test_every_data_file_is_package_data():
 
 
 @pytest.mark.parametrize("folders, extras", [
-    (["halt_eval", "judges", "reports", "tasks"], ("code", "vllm", "hf")),
+    (["halt_eval", "judges", "reports", "tasks"], ("code", "vllm", "hf", "ray")),
     (["benchmarks"], ("bench",)),
     (["tests"], ("dev",)),
 ])
