@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tasks-path": ("halt_eval.lmeval", "print the directory to pass to lm_eval --include_path"),
     "report": ("halt_eval.reports.render", "write a self-contained HTML report of one or more runs"),
     "gate": ("halt_eval.gate", "compare a candidate run with a baseline; exit 1 on a regression"),
+    "audit": ("halt_eval.cmd_audit", "measure the judge against human fragment labels (misjudged per response)"),
 }
 
 

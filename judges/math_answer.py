@@ -17,8 +17,12 @@ from halt_eval.judges.math_latex import LATEX_SPACING
 
 #: Significant digits used for numeric comparison of exact values.
 EVAL_DIGITS = 50
-#: A number with a base subscript ("52_8"); only the same text is the same number.
-BASE_NOTATION = re.compile(r"[\d)}]\s*_")
+#: A number with a base subscript ("52_8", "(21)_{5}", "{10}_3"); only the same text is the
+#: same number. Only digits (or hex digits with at least one digit) before the underscore and
+#: a number after it: ``\operatorname{proj}_{\mathbf{w}}`` or ``a_1`` are not bases.
+BASE_NOTATION = re.compile(
+    r"(?:(?<![A-Za-z0-9\\])[0-9A-Fa-f]*\d[0-9A-Fa-f]*|\{[0-9A-Fa-f]*\d[0-9A-Fa-f]*\}|\([0-9A-Fa-f]*\d[0-9A-Fa-f]*\))"
+    r"\s*_\s*(?:\{\s*)?\d")
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _HASHES = re.compile(r"^\s*####\s*(?P<a>.+?)\s*$", re.MULTILINE)
@@ -105,6 +109,10 @@ def _norm_text(s: str) -> str:
     return s.lower()
 
 
+#: A whole answer that is one number with thousands separators ("-1,234,567.5", "x = 1,000").
+_GROUPED_NUMBER = re.compile(r"(?:[a-zA-Z]\s*=\s*)?-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
 @lru_cache(maxsize=4096)  # a reference is compared with many answers (Math-Verify caches too)
 def _parse_answer(s: str) -> Any:
     from math_verify import parse
@@ -115,15 +123,23 @@ def _parse_answer(s: str) -> Any:
     s = re.sub(r"\\text\{\s*(dollars?|cents?|units?|degrees?|cm|m|km|inches|feet|hours?|minutes?|"
                r"seconds?|days?|years?|miles?|people|students?)\s*\}", "", s)
     s = re.sub(r"\s*(dollars?|cents?|units?|students?|people|hours?|minutes?|days?|years?)\s*$", "", s)
-    s = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", s)
-    s = re.sub(r"\\(?=\d)", "", s.replace("\\$", ""))  # "\15" is a mistyped "\$15"
+    if _GROUPED_NUMBER.fullmatch(s):
+        # "1,000,000" is a million; "(12,102)" is a pair and "1,2" a list, left alone.
+        s = s.replace(",", "")
+    # "\15" is a mistyped "\$15"; a row break "\\" before a digit is not.
+    s = re.sub(r"(?<!\\)\\(?=\d)", "", s.replace("\\$", ""))
     if not s:
         return None
-    found = parse(f"${s}$", extraction_config=(LatexExtractionConfig(), ExprExtractionConfig()),
-                  parsing_timeout=None)
-    if not found:
-        return None
-    return found[0]
+    found = parse(f"${s}$", extraction_config=(LatexExtractionConfig(),), parsing_timeout=None)
+    if found and not isinstance(found[0], str):
+        return found[0]
+    # LaTeX did not read all of it. Plain expressions are read too, but only when the
+    # expression read is the whole answer: "(1, 2) \cup" is not 2, "3 \text{ and } \frac{1}{"
+    # is not 3 (a partial reading is never compared; the answer is unparsable).
+    plain = parse(f"${s}$", extraction_config=(ExprExtractionConfig(),), parsing_timeout=None)
+    if len(plain) >= 2 and re.sub(r"\s+", "", str(plain[1])) == re.sub(r"\s+", "", s):
+        return plain[0]
+    return None
 
 
 def _percent_variants(reference: str, answer: str, gold: Any, pred: Any) -> list[tuple[Any, Any]]:
@@ -191,12 +207,16 @@ def _expr_equal(a: Any, b: Any) -> bool:
     """Exact equality; a written decimal matches to the precision it carries."""
     import sympy
 
+    if a.has(sympy.zoo, sympy.nan) or b.has(sympy.zoo, sympy.nan):
+        # Undefined values ("\frac{1}{0}", "12:00" read as 12/0) are never one answer: they
+        # compare equal to each other in sympy, so this comes before ``a == b``.
+        return False
     if a == b:
         return True
     if a.is_number and b.is_number:
         if a.is_Rational and b.is_Rational:
             return False
-        if a.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or b.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        if a.has(sympy.oo, -sympy.oo) or b.has(sympy.oo, -sympy.oo):
             return False
         # A decimal answer carries ~15 significant digits at most: demand agreement to 1e-9
         # relative; exact values must agree to 40 significant digits (1/2004! is not 1/2006!).

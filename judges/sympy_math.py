@@ -25,6 +25,9 @@ Reason codes (``Verdict.reason``):
   answer with no failed check anywhere (the no-checkable-claim rule).
 * ``claim_false`` (incorrect): a claim does not hold; the evidence names it and both values.
 * ``final_answer_wrong`` (incorrect): the final answer differs from the reference answer.
+* ``unreadable_claim`` (unverifiable): a claim could not be read or evaluated (``9^9^9^9``,
+  an operand over ``MAX_OPERAND_CHARS``); such a step is never correct, whatever else holds,
+  unless it states the final answer and that answer equals the reference.
 * ``no_checkable_claim`` (unverifiable): nothing to check, and the answer is not known to be
   solved with no failed check. Left for an LLM judge when one is composed with this one
   (``halt_eval.judges.compose``).
@@ -223,6 +226,10 @@ def _plan(req: JudgeRequest) -> _Plan:
     return _Plan(req, claims, final_index, final_answer, reference)
 
 
+#: Why a claim the judge tried could not be decided (``math_claims.check_claim``): such a
+#: claim never makes its step correct.
+UNREADABLE = frozenset({"unreadable", "not_a_number", "too_long"})
+
 # A step that calls its own claim false is testing a candidate, not asserting it.
 _DISCLAIMS = re.compile(r"\bfalse\b|contradiction|not true|(?:does not|doesn't|not) hold|not satisfied|"
                         r"\binvalid\b|impossible|not (?:a )?(?:valid|possible|correct)", re.IGNORECASE)
@@ -256,12 +263,18 @@ def _step_verdict(tag: str, text: str, step: list[tuple[Claim, dict]], final: bo
         elif answer is not None and answer.get("status") == "unparsable":
             return Verdict("unverifiable", tag, "unparsable_answer",
                            "the final answer or the reference could not be parsed", evidence)
-    if any(r["status"] == "true" for _, r in step):
-        return Verdict("correct", tag, "claims_hold", "every checked claim holds", evidence)
+    # A claim the judge tried and could not read or decide never lets the step pass, neither
+    # beside claims that hold nor through the no-checkable-claim rule.
     if any(r["status"] == "timeout" for _, r in step):
         return Verdict("unverifiable", tag, "timeout", "a check ran past the time limit", evidence)
     if any(r["status"] == "error" for _, r in step):
         return Verdict("unverifiable", tag, "worker_error", "a check failed to run", evidence)
+    unread = [c for c, r in step if r["status"] == "unchecked" and r.get("why") in UNREADABLE]
+    if unread:
+        return Verdict("unverifiable", tag, "unreadable_claim",
+                       f"{unread[0].as_text()} could not be read or evaluated", evidence)
+    if any(r["status"] == "true" for _, r in step):
+        return Verdict("correct", tag, "claims_hold", "every checked claim holds", evidence)
     if solved is True and not any_false:
         return Verdict("correct", tag, "no_claim_solved",
                        "no checkable claim; the answer reaches the reference answer with no failed check",

@@ -265,3 +265,104 @@ def test_n_desired_counts_the_reference_solution_cut_by_the_same_splitter(scorer
     reference = _gsm8k(shared_data, row["problem"])
     [scored] = scorer.score([_response(row, reference)])
     assert scored.n_desired == len(reference["solution"].strip().splitlines())
+
+
+# ---------------------------------------------------------------- round two (issue 12)
+
+def test_an_unreadable_claim_never_makes_a_step_correct(scorer):
+    """`9^9^9^9` cannot be evaluated; before the fix the step came out `no_claim_solved`
+    (correct) because the answer's final answer matched."""
+    text = "Step 1: 9^9^9^9 = 1.\nStep 2: The answer is $\\boxed{1}$."
+    [scored] = scorer.score([Response("r", "math", "?", text, {"answer": "1"})])
+    assert scored.solved is True
+    first = scored.verdicts[0]
+    assert first.label != "correct", first
+    assert (first.label, first.reason) == ("unverifiable", "unreadable_claim")
+    assert first.evidence["claims"][0]["status"] == "unchecked"
+
+
+@pytest.mark.parametrize("reference", ["3 \\text{ and } \\frac{1}{", "x = 2 \\quad \\text{or} \\quad \\frac",
+                                       "(1, 2) \\cup"])
+def test_a_reference_that_does_not_parse_completely_is_unparsable(reference):
+    got = compare_answers(reference, "3")
+    assert got["status"] == "unparsable", got
+
+
+def test_an_unparsable_reference_leaves_the_final_step_unverifiable(scorer):
+    text = "We add $1 + 2 = 3$.\nSo the answer is $\\boxed{3}$."
+    [scored] = scorer.score([Response("r", "math", "?", text, {"answer": "3 \\text{ and } \\frac{1}{"})])
+    assert (scored.verdicts[1].label, scored.verdicts[1].reason) == ("unverifiable", "unparsable_answer")
+    assert scored.solved is None
+
+
+def test_given_fragments_that_do_not_occur_in_the_response_are_an_error_for_that_row(scorer):
+    good = Response("ok", "math", "?", "We add $1 + 2 = 3$.\nSo $\\boxed{3}$.", {"answer": "3"},
+                    fragments=("We add $1 + 2 = 3$.", "So $\\boxed{3}$."))
+    bad = Response("bad", "math", "?", "We add $1 + 2 = 3$.", {"answer": "3"},
+                   fragments=("We add $1 + 2 = 3$.", "So $\\boxed{3}$."))
+    s_good, s_bad = scorer.score([good, bad])
+    assert s_good.error is None and s_good.solved is True
+    assert s_bad.error and "#1 does not occur" in s_bad.error
+    assert all(v.label == "unverifiable" and v.reason == "fragment_not_in_response" for v in s_bad.verdicts)
+    assert s_bad.n_correct == 0 and s_bad.solved is None
+
+
+@pytest.mark.parametrize("reference, answer, why", [
+    ("12:00", "1:00", "two times of day, both read as x/0 (complex infinity)"),
+    ("\\frac{1}{0}", "\\frac{2}{0}", "two undefined values are not one answer"),
+    ("(12,102)", "12102", "a pair is not a number with a thousands separator"),
+])
+def test_equivalence_bugs_are_not_equal(reference, answer, why):
+    assert compare_answers(reference, answer)["status"] == "not_equal", why
+
+
+@pytest.mark.parametrize("reference, answer", [
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+    ("\\begin{pmatrix} -1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}-1\\\\2\\end{pmatrix}"),
+    ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{bmatrix}1\\\\2\\end{bmatrix}"),
+    ("\\mathbf{v}_1 = 2", "2"),  # a subscript after a brace is not a base
+    ("\\$15", "15"),
+    ("1,000,000", "1000000"),
+    ("(12,102)", "(12, 102)"),
+])
+def test_equivalence_repairs_keep_what_they_should(reference, answer):
+    assert compare_answers(reference, answer)["status"] == "equal", (reference, answer)
+
+
+def test_the_base_subscript_guard_fires_only_on_a_number_in_a_base():
+    from halt_eval.judges.math_answer import BASE_NOTATION
+
+    for text in ("52_8", "1011_2", "(21)_{5}", "{10}_3"):
+        assert BASE_NOTATION.search(text), text
+    for text in ("\\operatorname{proj}_{\\mathbf{w}}", "a_1 + a_2", "\\log_2 8", "\\mathbf{v}_1", "x_{n+1}"):
+        assert not BASE_NOTATION.search(text), text
+
+
+def test_padding_an_unsolved_answer_with_true_steps_does_not_pay(scorer):
+    """40 irrelevant true steps and no final answer: under rules 2 completeness was 40/41 and
+    F1 0.988; now the needed count is the reference's (2 steps), so completeness is 1/2."""
+    pad = "\n".join(f"${k} + 1 = {k + 1}$" for k in range(1, 41))
+    ref = {"answer": "7", "solution": "We have $3 + 4 = 7$.\nSo the answer is $\\boxed{7}$."}
+    [scored] = scorer.score([Response("r", "math", "3 + 4?", pad, ref)])
+    assert scored.n_desired == 2 and scored.solved is False
+    assert scored.n_correct == 40 and scored.correctness == 1.0
+    assert scored.completeness == 0.5 and scored.f1 == pytest.approx(2 / 3)
+
+
+def test_repeated_or_empty_steps_do_not_add_to_n_correct(scorer):
+    """The same true step ten times counts once; a step with no content counts not at all."""
+    text = "\n".join(["$2 + 2 = 4$"] * 10 + ["Step 11: $2+2 = 4$.", "**", "So the answer is $\\boxed{4}$."])
+    ref = {"answer": "4", "solution": "$2 + 2 = 4$.\nThe answer is $\\boxed{4}$."}
+    [scored] = scorer.score([Response("r", "math", "2 + 2?", text, ref)])
+    assert scored.n_given == 13
+    assert scored.n_correct == 2  # the first $2+2=4$ and the final answer
+
+
+def test_the_padding_rule_counts_repeats_once_but_not_in_code():
+    from halt_eval.rules import count_correct, fragment_key
+
+    assert fragment_key("Step 3: $2 + 2 = 4$.") == fragment_key("$2+2=4$")
+    assert fragment_key("**") is None and fragment_key("---") is None and fragment_key("Step 4:") is None
+    texts = ["x = 1", "x = 1", ")", "return x"]
+    assert count_correct(texts, [True] * 4, "math") == 2
+    assert count_correct(texts, [True] * 4, "code") == 3  # `return False` may rightly occur twice
