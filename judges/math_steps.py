@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 from halt_eval.split import line_spans, sentence_spans
@@ -546,3 +547,29 @@ def _links(text: str, a: int, b: int, segments: list[MathSegment]) -> list[Piece
         start = cut
     pieces.append(Piece(prefix + text[start:b].lstrip(), (start, b)))
     return pieces
+
+
+# ---------------------------------------------------------------- quantities (reference support)
+
+_QUANTITY = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}"
+                       r"|(?<![\w.])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?!\d)")
+#: Integers up to this are too common ("divide by 2", "step 3") to tell paths apart.
+SMALL_QUANTITY = 10
+
+
+def quantities(text: str) -> set[Fraction]:
+    """The numbers ``text`` writes, as exact absolute values: integers, decimals, thousands
+    separators, ``\\frac{a}{b}`` with integer parts."""
+    out: set[Fraction] = set()
+    for m in _QUANTITY.finditer(text):
+        if m.group(1) is not None:
+            if int(m.group(2)):
+                out.add(abs(Fraction(int(m.group(1)), int(m.group(2)))))
+        else:
+            out.add(Fraction(m.group(3).replace(",", "")))
+    return out
+
+
+def telling(values: set[Fraction]) -> set[Fraction]:
+    """The quantities that can tell two solution paths apart: not small integers."""
+    return {v for v in values if v.denominator != 1 or v > SMALL_QUANTITY}

@@ -218,7 +218,8 @@ def test_a_composed_fallback_decides_only_the_steps_sympy_could_not():
     assert scored.solved is False  # the embedded judge's response-level decision stands
     spec = judge.spec()
     assert spec["name"] == "sympy+stub" and spec["embedded"]["name"] == "sympy"
-    assert spec["embedded"]["options"] == {"timeout_s": sympy_math.TIMEOUT_S}
+    assert spec["embedded"]["options"] == {"timeout_s": sympy_math.TIMEOUT_S, "reference_support": False,
+                                           "locate": False}
     assert spec["fallback"] == {"name": "stub", "version": "1"}
 
 
@@ -366,3 +367,55 @@ def test_the_padding_rule_counts_repeats_once_but_not_in_code():
     texts = ["x = 1", "x = 1", ")", "return x"]
     assert count_correct(texts, [True] * 4, "math") == 2
     assert count_correct(texts, [True] * 4, "code") == 3  # `return False` may rightly occur twice
+
+
+def test_a_symbolic_claim_no_reader_understands_is_not_an_unreadable_claim(scorer):
+    """Only a claim with no unknown should have been computable; `\\varphi^2 = \\varphi + 1`
+    stays a claim the judge does not check, so a solved answer's step is still correct."""
+    text = "We know $\\varphi^2 = \\varphi + 1$.\nSo the answer is $\\boxed{2}$."
+    [scored] = scorer.score([Response("r", "math", "?", text, {"answer": "2"})])
+    assert scored.verdicts[0].reason == "no_claim_solved"
+
+
+_REF = {"answer": "40", "solution": "Each box holds $4 \\times 6 = 24$ eggs, so 5 boxes hold 120 eggs. "
+                                    "She sells a third: 40.\n#### 40"}
+_PROMPT = "A box holds 4 rows of 6 eggs. She has 5 boxes and sells a third of the eggs. How many?"
+_WRONG = ["First we count the eggs in one box.", "That is 24 eggs per box.",
+          "With 5 boxes she has 150 eggs.", "A third of them is 50 eggs.", "The answer is $\\boxed{50}$."]
+
+
+def test_reference_support_makes_steps_before_the_divergence_correct_and_locate_flags_it():
+    """An unsolved answer follows the reference (24 eggs) and then leaves it (150, never in
+    the reference): steps before 150 with nothing to check are supported; with locate=True
+    the step writing 150 is the first error."""
+    resp = Response("r", "math", _PROMPT, "\n".join(_WRONG), _REF, fragments=tuple(_WRONG))
+    with SympyJudge(reference_support=True) as judge:
+        [plain] = Scorer.for_domain("math", judge=judge).score([resp])
+    assert [v.reason for v in plain.verdicts[:2]] == ["reference_supported", "reference_supported"]
+    assert plain.verdicts[2].label == "unverifiable" and plain.verdicts[4].reason == "final_answer_wrong"
+    with SympyJudge(reference_support=True, locate=True) as judge:
+        [located] = Scorer.for_domain("math", judge=judge).score([resp])
+    assert [v.label for v in located.verdicts] == ["correct", "correct", "incorrect", "incorrect", "incorrect"]
+    assert located.verdicts[2].reason == "diverges_from_reference"
+    assert located.verdicts[2].evidence["new_quantities"] == ["150"]
+    with SympyJudge() as judge:  # off by default: see docs/math.md for the measured trade
+        [off] = Scorer.for_domain("math", judge=judge).score([resp])
+    assert off.verdicts[0].reason == "no_checkable_claim" and off.verdicts[2].label == "unverifiable"
+
+
+def test_a_path_that_rejoins_the_reference_is_not_located_as_an_error():
+    """A foreign quantity followed later by a reference quantity was a different path."""
+    steps = ["One row and a box: 6 eggs per row.", "Two boxes hold 48 eggs.", "So five boxes hold 120 eggs.",
+             "A third is 41.", "The answer is $\\boxed{41}$."]
+    resp = Response("r", "math", _PROMPT, "\n".join(steps), _REF, fragments=tuple(steps))
+    with SympyJudge(locate=True) as judge:
+        [s] = Scorer.for_domain("math", judge=judge).score([resp])
+    assert s.verdicts[1].label != "incorrect"  # 48 diverges, but 120 rejoins the reference
+    assert s.verdicts[3].reason == "diverges_from_reference"  # 41: the first foreign step after 120
+
+
+def test_reference_support_never_touches_an_answer_without_a_solution():
+    text = "Think about it.\nThe answer is $\\boxed{50}$."
+    with SympyJudge(reference_support=True, locate=True) as judge:
+        [s] = Scorer.for_domain("math", judge=judge).score([Response("r", "math", "?", text, {"answer": "40"})])
+    assert s.verdicts[0].reason == "no_checkable_claim"
