@@ -63,7 +63,7 @@ from typing import Any
 from halt_eval.judges._workers import WorkerPool
 from halt_eval.judges.math_answer import compare_answers, extract_final_answer, ranked_final_answer
 from halt_eval.judges.math_claims import check_claim, names_no_unknown, precheck
-from halt_eval.judges.math_steps import Claim, find_claims, quantities, telling
+from halt_eval.judges.math_steps import Claim, find_claims, quantities, telling, with_percent_forms
 from halt_eval.types import Judgement, JudgeRequest, Verdict
 
 __all__ = ["SympyJudge", "check_claim", "compare_answers", "extract_final_answer", "precheck", "run_task"]
@@ -241,8 +241,8 @@ def _against_reference(verdicts: list[Verdict], texts: list[str], prompt: str, r
       ``no_checkable_claim`` become ``correct`` (``reference_supported``).
     * locate: the candidate becomes ``incorrect`` (``diverges_from_reference``).
     """
-    ref_q = quantities(reference)
-    seen = quantities(prompt)
+    ref_q = with_percent_forms(quantities(reference))
+    seen = with_percent_forms(quantities(prompt))
     status: list[tuple[str | None, set]] = []
     for text in texts:
         q = quantities(text)

@@ -419,3 +419,14 @@ def test_reference_support_never_touches_an_answer_without_a_solution():
     with SympyJudge(reference_support=True, locate=True) as judge:
         [s] = Scorer.for_domain("math", judge=judge).score([Response("r", "math", "?", text, {"answer": "40"})])
     assert s.verdicts[0].reason == "no_checkable_claim"
+
+
+def test_quantities_read_integers_decimals_separators_and_fractions():
+    from fractions import Fraction as F
+
+    from halt_eval.judges.math_steps import quantities, telling, with_percent_forms
+
+    got = quantities("She has 3/4 of $1,200, i.e. \\frac{9}{10} of 2.5 and 20%.")
+    assert got == {F(3), F(4), F(3, 4), F(1200), F(9, 10), F(5, 2), F(20)}
+    assert telling({F(3), F(10), F(11), F(1, 2)}) == {F(11), F(1, 2)}
+    assert F(1, 5) in with_percent_forms({F(20)})
