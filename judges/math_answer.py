@@ -160,6 +160,9 @@ def _equivalent(a: Any, b: Any) -> bool:
         return False
     if isinstance(a, str) or isinstance(b, str):
         return isinstance(a, str) and isinstance(b, str) and _norm_text(a) == _norm_text(b)
+    rel = sympy.core.relational.Relational
+    if isinstance(a, rel) and isinstance(b, rel) and _relations_equal(a, b):
+        return True  # "y = 2x + 1" and "2y = 4x + 2", before "y = ..." is read as its value
     a, b = _unwrap(a), _unwrap(b)
     if isinstance(a, sympy.FiniteSet) and isinstance(b, sympy.FiniteSet):
         return _match_all(list(a), list(b))
@@ -172,14 +175,39 @@ def _equivalent(a: Any, b: Any) -> bool:
         return _match_all(list(a.args), list(b.args))
     if isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase):
         return a.shape == b.shape and all(_equivalent(x, y) for x, y in zip(a, b))
+    if isinstance(a, (Interval, Union)) or isinstance(b, (Interval, Union)):
+        # an interval against the inequality that describes it ("(0, 1)" and "0 < x < 1")
+        sa, sb = (a if isinstance(a, (Interval, Union)) else _as_set(a),
+                  b if isinstance(b, (Interval, Union)) else _as_set(b))
+        if sa is not None and sb is not None and (sa is not a or sb is not b):
+            return _equivalent(sa, sb)
     if isinstance(a, sympy.core.relational.Relational) and isinstance(b, sympy.core.relational.Relational):
-        if type(a) is not type(b):
-            return False
-        return _expr_equal(a.lhs - a.rhs, b.lhs - b.rhs) or (
-            isinstance(a, (sympy.Eq, sympy.Ne)) and _expr_equal(a.lhs - a.rhs, b.rhs - b.lhs))
+        return _relations_equal(a, b)
     if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
         return _expr_equal(a, b)
     return a == b
+
+
+def _relations_equal(a: Any, b: Any) -> bool:
+    """The same relation: turned round, moved across, or scaled by a constant (positive for an
+    inequality)."""
+    import sympy
+
+    a, b = _canonical_relation(a), _canonical_relation(b)
+    if type(a) is not type(b):
+        return False
+    da, db = a.lhs - a.rhs, b.lhs - b.rhs
+    if _expr_equal(da, db) or (isinstance(a, (sympy.Eq, sympy.Ne)) and _expr_equal(da, -db)):
+        return True
+    # the same relation scaled ("2y = 4x + 2" is "y = 2x + 1"): a constant ratio, positive
+    # for an inequality
+    try:
+        ratio = sympy.simplify(da / db) if db != 0 else None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    if ratio is None or not ratio.is_number or ratio == 0 or ratio.has(sympy.zoo, sympy.nan):
+        return False
+    return bool(isinstance(a, (sympy.Eq, sympy.Ne)) or ratio.is_positive)
 
 
 def _match_all(xs: list, ys: list) -> bool:
@@ -195,12 +223,61 @@ def _match_all(xs: list, ys: list) -> bool:
 
 
 def _unwrap(e: Any) -> Any:
-    """``x = 3`` (an assignment to a lone symbol) stands for ``3``."""
+    """A labelled value stands for the value: ``x = 3``, ``(p,q) = (3,2)``, ``|AB| = 1``,
+    ``f(x) = 3``; the label is a symbol, a tuple of symbols, a product of symbols (``AB``), or
+    an absolute value or function of such, and the value names no unknown. ``2x = 6`` is not
+    a label (a number multiplies the symbol)."""
     import sympy
 
-    if isinstance(e, sympy.Eq) and isinstance(e.lhs, sympy.Symbol) and not e.rhs.has(e.lhs):
-        return e.rhs
+    if isinstance(e, sympy.Eq) and _is_label(e.lhs):
+        value = e.rhs
+        if isinstance(e.lhs, sympy.Symbol) and not value.has(e.lhs):
+            return value
+        if not getattr(value, "free_symbols", True):
+            return value
     return e
+
+
+def _is_label(x: Any) -> bool:
+    import sympy
+    from sympy.core.function import AppliedUndef
+
+    if isinstance(x, sympy.Symbol):
+        return True
+    if isinstance(x, (tuple, sympy.Tuple)):
+        return len(x) > 0 and all(isinstance(y, sympy.Symbol) for y in x)
+    if isinstance(x, sympy.Mul):
+        return all(isinstance(y, sympy.Symbol) for y in x.args)
+    if isinstance(x, sympy.Abs):
+        return _is_label(x.args[0])
+    return isinstance(x, AppliedUndef) and all(isinstance(y, sympy.Symbol) for y in x.args)
+
+
+def _canonical_relation(r: Any) -> Any:
+    """``5 \\geq x`` is ``x \\leq 5``: ``>``/``>=`` turned round into ``<``/``<=``."""
+    import sympy
+
+    if isinstance(r, sympy.GreaterThan):
+        return sympy.LessThan(r.rhs, r.lhs, evaluate=False)
+    if isinstance(r, sympy.StrictGreaterThan):
+        return sympy.StrictLessThan(r.rhs, r.lhs, evaluate=False)
+    return r
+
+
+def _as_set(e: Any) -> Any:
+    """A relation or a conjunction of relations in one unknown as the set it describes
+    (``0 < x < 1`` is the interval ``(0, 1)``); ``None`` otherwise."""
+    import sympy
+
+    if not isinstance(e, (sympy.core.relational.Relational, sympy.And)) or isinstance(e, (sympy.Eq, sympy.Ne)):
+        return None
+    symbols = e.free_symbols
+    if len(symbols) != 1:
+        return None
+    try:
+        return e.as_set()
+    except (NotImplementedError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _expr_equal(a: Any, b: Any) -> bool:
