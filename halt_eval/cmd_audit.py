@@ -23,8 +23,10 @@ data (--data DIR, default $HALT_DATA_DIR):
   math  DIR/math/processbench/{gsm8k,math}.dev.json, references joined by problem text
         from DIR/math/gsm8k/test.jsonl and DIR/math/math-500/test.jsonl
 
-example:
+examples:
   halt-eval audit --domain math --limit 50 --json audit.json
+  halt-eval audit --domain math --judge-arg reference_support=true --judge-arg locate=true
+  halt-eval audit --domain math --judge-backend openai --judge-model M --judge-base-url URL
 """
 
 

@@ -196,6 +196,8 @@ def _relations_equal(a: Any, b: Any) -> bool:
     a, b = _canonical_relation(a), _canonical_relation(b)
     if type(a) is not type(b):
         return False
+    if not all(isinstance(side, sympy.Expr) for side in (a.lhs, a.rhs, b.lhs, b.rhs)):
+        return False  # "x = [1, 2]" (x \in an interval) is a membership, not an equation
     da, db = a.lhs - a.rhs, b.lhs - b.rhs
     if _expr_equal(da, db) or (isinstance(a, (sympy.Eq, sympy.Ne)) and _expr_equal(da, -db)):
         return True
