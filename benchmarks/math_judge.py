@@ -42,29 +42,11 @@ PUBLISHED_F1 = {"QwQ-32B-Preview": 71.5, "o1-mini": 87.9}
 
 
 def load_references(math_dir: Path) -> dict[str, dict[str, str]]:
-    """Problem text → ``{"answer", "solution"}`` from GSM8K test, MATH-500 and MATH test."""
-    refs: dict[str, dict[str, str]] = {}
-    gsm = math_dir / "gsm8k" / "test.jsonl"
-    if gsm.exists():
-        for line in gsm.read_text().splitlines():
-            row = json.loads(line)
-            refs[row["question"].strip()] = {"answer": row["answer"].split("####")[-1].strip(),
-                                              "solution": row["answer"]}
-    full = math_dir / "math-test-5000" / "test.jsonl"
-    if full.exists():
-        from halt_eval.judges.math_answer import extract_final_answer
+    """Problem text → ``{"answer", "solution"}`` from GSM8K test, MATH-500 and MATH test (the
+    same join ``halt-eval audit`` uses)."""
+    from halt_eval.audit import load_math_references
 
-        for line in full.read_text().splitlines():
-            row = json.loads(line)
-            answer = extract_final_answer(row["solution"])
-            refs.setdefault(row["problem"].strip(), {"solution": row["solution"],
-                                                     **({"answer": answer} if answer else {})})
-    m500 = math_dir / "math-500" / "test.jsonl"
-    if m500.exists():
-        for line in m500.read_text().splitlines():
-            row = json.loads(line)
-            refs[row["problem"].strip()] = {"answer": row["answer"], "solution": row["solution"]}
-    return refs
+    return load_math_references(math_dir)
 
 
 def responses_for(path: Path, refs: dict, limit: int | None) -> tuple[list[Response], list[int]]:

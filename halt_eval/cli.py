@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("halt_eval.gate", "compare a candidate run with a baseline; exit 1 on a regression"),
     "corpus": ("halt_eval.judges.wikipedia", "fetch the Wikipedia pages of a topic list into a JSONL corpus"),
     "targets": ("halt_eval.cmd_targets", "build HALT finetuning targets from runs with several samples per prompt"),
+    "audit": ("halt_eval.cmd_audit", "measure the judge against human fragment labels (misjudged per response)"),
 }
 
 

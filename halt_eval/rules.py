@@ -6,10 +6,18 @@ versions. Bump it whenever a change here can change a verdict after the judge or
 Versions:
     1: rows written before the version was recorded (read from rows without ``rules_version``).
     2: the same rules as 1, now recorded in every row.
+    3: padding does not pay. A fragment that repeats an earlier one of the same answer (same
+       text after case, whitespace, step numbering and end punctuation are ignored; not in
+       code, where lines rightly repeat) or carries no content (no letter or digit) does not
+       add to ``n_correct`` (``count_correct``); and the
+       needed count of an unsolved answer is the reference's (``needed_count``): an unsolved
+       answer cannot reach more than ``(n_desired - 1) / n_desired`` completeness however many
+       fragments it adds.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -18,7 +26,7 @@ if TYPE_CHECKING:  # the types import this module; at run time it needs none of 
     from halt_eval.types import Verdict
 
 #: Version of the rules below; written into every scored row.
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 #: The version a row written without ``rules_version`` was scored under.
 UNRECORDED_RULES_VERSION = "1"
 
@@ -75,14 +83,54 @@ def correctness(n_correct: int, n_given: int) -> float | None:
 
 
 def needed_count(n_desired: int | None, n_correct: int, solved: bool | None) -> int | None:
-    """Fragments a complete answer needs, as completeness counts them.
+    """Fragments a complete answer needs, as completeness counts them: ``n_desired`` (from the
+    reference), whatever the answer's own length; ``None`` when unknown.
 
-    An answer the judge found unsolved lacks at least one needed fragment, so it needs one more
-    than it got right even when it is longer than the reference. ``None`` when unknown.
+    ``n_correct`` is not used any more (rules version 3): under version 2 an unsolved answer
+    needed ``n_correct + 1``, so padding an unsolved answer with true steps raised its
+    completeness towards 1. ``completeness`` caps what an unsolved answer can count instead.
     """
     if not n_desired:
         return None
-    return max(n_desired, n_correct + 1) if solved is False else n_desired
+    return n_desired
+
+
+_STEP_LABEL = re.compile(r"^\s*(?:(?:step|line)\s*\d+\s*[:.)-]?\s*|\d+[.)]\s+|[-*•]+\s+)", re.IGNORECASE)
+_CONTENT = re.compile(r"[^\W_]")
+
+
+def fragment_key(text: str) -> str | None:
+    """What makes two fragments the same: the text without a leading step number or bullet,
+    case, whitespace and end punctuation; ``None`` when it carries no content (no letter or digit)."""
+    body = _STEP_LABEL.sub("", text, count=1)
+    if not _CONTENT.search(body):
+        return None
+    return re.sub(r"\s+", "", body).rstrip(".;,!").casefold()
+
+
+#: Domains where the same fragment may rightly occur twice: a program repeats lines
+#: (``return False`` in two branches), so there only fragments without content are not counted.
+REPEATS_ALLOWED: frozenset[str] = frozenset({"code"})
+
+
+def counted(texts: Sequence[str], domain: str = "") -> list[bool]:
+    """Per fragment, whether it can add to ``n_correct``: not empty of content and not a
+    repeat of an earlier fragment of the same answer (repeats count in ``REPEATS_ALLOWED``)."""
+    seen: set[str] = set()
+    out = []
+    repeats_ok = domain in REPEATS_ALLOWED
+    for text in texts:
+        key = fragment_key(text)
+        out.append(key is not None and (repeats_ok or key not in seen))
+        if key is not None:
+            seen.add(key)
+    return out
+
+
+def count_correct(texts: Sequence[str], correct: Sequence[bool], domain: str = "") -> int:
+    """``n_correct``: fragments judged correct, a repeat or a fragment without content not
+    counted (padding does not pay; see ``counted``)."""
+    return sum(c and k for c, k in zip(correct, counted(texts, domain)))
 
 
 def completeness(n_correct: int, n_given: int, n_desired: int | None, solved: bool | None,
@@ -98,8 +146,8 @@ def completeness(n_correct: int, n_given: int, n_desired: int | None, solved: bo
 
     Returns:
         1 for an answer that gives something and solves the task; the covered share with
-        ``coverage``; else ``n_correct / needed_count`` capped at 1; ``None`` when the needed
-        count is unknown.
+        ``coverage``; else ``n_correct / needed_count`` capped at 1, and for an unsolved answer
+        at ``(needed - 1) / needed``; ``None`` when the needed count is unknown.
     """
     if solved and n_given:
         return 1.0
@@ -109,6 +157,9 @@ def completeness(n_correct: int, n_given: int, n_desired: int | None, solved: bo
     needed = needed_count(n_desired, n_correct, solved)
     if needed is None:
         return None
+    if solved is False:
+        # An unsolved answer lacks at least one needed fragment, however long it is.
+        return min(n_correct, needed - 1) / needed
     return min(1.0, n_correct / needed)
 
 

@@ -142,7 +142,11 @@ class Scorer:
         for r, (cut, over), ps in zip(responses, cuts, pieces):
             frags = [Fragment(i, p.text, p.span, self.domain.kind) for i, p in enumerate(ps)]
             requests.append(JudgeRequest(r, tuple(frags), cut.marker_offset))
-        judgements = self._judge(requests)
+        missing = [_missing_fragment(req) for req in requests]
+        judged = self._judge([req for req, m in zip(requests, missing) if m is None]) if any(
+            m is None for m in missing) else []
+        it = iter(judged)
+        judgements = [next(it) if m is None else _bad_fragments(req, m) for req, m in zip(requests, missing)]
         desired = self._n_desired(responses)
         spec = self.spec()
         return [self._assemble(req, cut, over, judgement, n_des, spec, span)
@@ -264,6 +268,22 @@ def _before_marker(fragments: Sequence[str], markers: Sequence[str]) -> list[str
         if cut.marker_offset is not None:
             break
     return kept
+
+
+def _missing_fragment(req: JudgeRequest) -> str | None:
+    """Why the given fragments cannot be judged: one does not occur in the answer (in order)."""
+    if req.response.fragments is None:
+        return None
+    for f in req.fragments:
+        if f.text.strip() and f.span[0] == f.span[1]:
+            return f"given fragment #{f.index} does not occur in the response (after the previous one): {f.text[:80]!r}"
+    return None
+
+
+def _bad_fragments(req: JudgeRequest, why: str) -> Judgement:
+    log.warning("record %r: %s", req.response.id, why)
+    v = Verdict("unverifiable", "halt_eval", "fragment_not_in_response", why)
+    return Judgement(tuple(v for _ in req.fragments), error=why)
 
 
 def _failed(judge: Judge, req: JudgeRequest, why: str) -> Judgement:

@@ -225,7 +225,9 @@ class ScoredResponse:
                 f"record {self.response.id!r}: {len(self.fragments)} fragments but "
                 f"{len(self.verdicts)} verdicts"
             )
-        object.__setattr__(self, "_n_correct", sum(v.label == "correct" for v in self.verdicts))
+        object.__setattr__(self, "_n_correct", rules.count_correct(
+            [f.text for f in self.fragments], [v.label == "correct" for v in self.verdicts],
+            self.response.domain))
 
     @property
     def n_given(self) -> int:

@@ -17,8 +17,12 @@ from halt_eval.judges.math_latex import LATEX_SPACING
 
 #: Significant digits used for numeric comparison of exact values.
 EVAL_DIGITS = 50
-#: A number with a base subscript ("52_8"); only the same text is the same number.
-BASE_NOTATION = re.compile(r"[\d)}]\s*_")
+#: A number with a base subscript ("52_8", "(21)_{5}", "{10}_3"); only the same text is the
+#: same number. Only digits (or hex digits with at least one digit) before the underscore and
+#: a number after it: ``\operatorname{proj}_{\mathbf{w}}`` or ``a_1`` are not bases.
+BASE_NOTATION = re.compile(
+    r"(?:(?<![A-Za-z0-9\\])[0-9A-Fa-f]*\d[0-9A-Fa-f]*|\{[0-9A-Fa-f]*\d[0-9A-Fa-f]*\}|\([0-9A-Fa-f]*\d[0-9A-Fa-f]*\))"
+    r"\s*_\s*(?:\{\s*)?\d")
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _HASHES = re.compile(r"^\s*####\s*(?P<a>.+?)\s*$", re.MULTILINE)
@@ -105,6 +109,10 @@ def _norm_text(s: str) -> str:
     return s.lower()
 
 
+#: A whole answer that is one number with thousands separators ("-1,234,567.5", "x = 1,000").
+_GROUPED_NUMBER = re.compile(r"(?:[a-zA-Z]\s*=\s*)?-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
 @lru_cache(maxsize=4096)  # a reference is compared with many answers (Math-Verify caches too)
 def _parse_answer(s: str) -> Any:
     from math_verify import parse
@@ -115,15 +123,23 @@ def _parse_answer(s: str) -> Any:
     s = re.sub(r"\\text\{\s*(dollars?|cents?|units?|degrees?|cm|m|km|inches|feet|hours?|minutes?|"
                r"seconds?|days?|years?|miles?|people|students?)\s*\}", "", s)
     s = re.sub(r"\s*(dollars?|cents?|units?|students?|people|hours?|minutes?|days?|years?)\s*$", "", s)
-    s = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", s)
-    s = re.sub(r"\\(?=\d)", "", s.replace("\\$", ""))  # "\15" is a mistyped "\$15"
+    if _GROUPED_NUMBER.fullmatch(s):
+        # "1,000,000" is a million; "(12,102)" is a pair and "1,2" a list, left alone.
+        s = s.replace(",", "")
+    # "\15" is a mistyped "\$15"; a row break "\\" before a digit is not.
+    s = re.sub(r"(?<!\\)\\(?=\d)", "", s.replace("\\$", ""))
     if not s:
         return None
-    found = parse(f"${s}$", extraction_config=(LatexExtractionConfig(), ExprExtractionConfig()),
-                  parsing_timeout=None)
-    if not found:
-        return None
-    return found[0]
+    found = parse(f"${s}$", extraction_config=(LatexExtractionConfig(),), parsing_timeout=None)
+    if found and not isinstance(found[0], str):
+        return found[0]
+    # LaTeX did not read all of it. Plain expressions are read too, but only when the
+    # expression read is the whole answer: "(1, 2) \cup" is not 2, "3 \text{ and } \frac{1}{"
+    # is not 3 (a partial reading is never compared; the answer is unparsable).
+    plain = parse(f"${s}$", extraction_config=(ExprExtractionConfig(),), parsing_timeout=None)
+    if len(plain) >= 2 and re.sub(r"\s+", "", str(plain[1])) == re.sub(r"\s+", "", s):
+        return plain[0]
+    return None
 
 
 def _percent_variants(reference: str, answer: str, gold: Any, pred: Any) -> list[tuple[Any, Any]]:
@@ -144,6 +160,9 @@ def _equivalent(a: Any, b: Any) -> bool:
         return False
     if isinstance(a, str) or isinstance(b, str):
         return isinstance(a, str) and isinstance(b, str) and _norm_text(a) == _norm_text(b)
+    rel = sympy.core.relational.Relational
+    if isinstance(a, rel) and isinstance(b, rel) and _relations_equal(a, b):
+        return True  # "y = 2x + 1" and "2y = 4x + 2", before "y = ..." is read as its value
     a, b = _unwrap(a), _unwrap(b)
     if isinstance(a, sympy.FiniteSet) and isinstance(b, sympy.FiniteSet):
         return _match_all(list(a), list(b))
@@ -156,14 +175,41 @@ def _equivalent(a: Any, b: Any) -> bool:
         return _match_all(list(a.args), list(b.args))
     if isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase):
         return a.shape == b.shape and all(_equivalent(x, y) for x, y in zip(a, b))
+    if isinstance(a, (Interval, Union)) or isinstance(b, (Interval, Union)):
+        # an interval against the inequality that describes it ("(0, 1)" and "0 < x < 1")
+        sa, sb = (a if isinstance(a, (Interval, Union)) else _as_set(a),
+                  b if isinstance(b, (Interval, Union)) else _as_set(b))
+        if sa is not None and sb is not None and (sa is not a or sb is not b):
+            return _equivalent(sa, sb)
     if isinstance(a, sympy.core.relational.Relational) and isinstance(b, sympy.core.relational.Relational):
-        if type(a) is not type(b):
-            return False
-        return _expr_equal(a.lhs - a.rhs, b.lhs - b.rhs) or (
-            isinstance(a, (sympy.Eq, sympy.Ne)) and _expr_equal(a.lhs - a.rhs, b.rhs - b.lhs))
+        return _relations_equal(a, b)
     if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
         return _expr_equal(a, b)
     return a == b
+
+
+def _relations_equal(a: Any, b: Any) -> bool:
+    """The same relation: turned round, moved across, or scaled by a constant (positive for an
+    inequality)."""
+    import sympy
+
+    a, b = _canonical_relation(a), _canonical_relation(b)
+    if type(a) is not type(b):
+        return False
+    if not all(isinstance(side, sympy.Expr) for side in (a.lhs, a.rhs, b.lhs, b.rhs)):
+        return False  # "x = [1, 2]" (x \in an interval) is a membership, not an equation
+    da, db = a.lhs - a.rhs, b.lhs - b.rhs
+    if _expr_equal(da, db) or (isinstance(a, (sympy.Eq, sympy.Ne)) and _expr_equal(da, -db)):
+        return True
+    # the same relation scaled ("2y = 4x + 2" is "y = 2x + 1"): a constant ratio, positive
+    # for an inequality
+    try:
+        ratio = sympy.simplify(da / db) if db != 0 else None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    if ratio is None or not ratio.is_number or ratio == 0 or ratio.has(sympy.zoo, sympy.nan):
+        return False
+    return bool(isinstance(a, (sympy.Eq, sympy.Ne)) or ratio.is_positive)
 
 
 def _match_all(xs: list, ys: list) -> bool:
@@ -179,24 +225,77 @@ def _match_all(xs: list, ys: list) -> bool:
 
 
 def _unwrap(e: Any) -> Any:
-    """``x = 3`` (an assignment to a lone symbol) stands for ``3``."""
+    """A labelled value stands for the value: ``x = 3``, ``(p,q) = (3,2)``, ``|AB| = 1``,
+    ``f(x) = 3``; the label is a symbol, a tuple of symbols, a product of symbols (``AB``), or
+    an absolute value or function of such, and the value names no unknown. ``2x = 6`` is not
+    a label (a number multiplies the symbol)."""
     import sympy
 
-    if isinstance(e, sympy.Eq) and isinstance(e.lhs, sympy.Symbol) and not e.rhs.has(e.lhs):
-        return e.rhs
+    if isinstance(e, sympy.Eq) and _is_label(e.lhs):
+        value = e.rhs
+        if isinstance(e.lhs, sympy.Symbol) and not value.has(e.lhs):
+            return value
+        if not getattr(value, "free_symbols", True):
+            return value
     return e
+
+
+def _is_label(x: Any) -> bool:
+    import sympy
+    from sympy.core.function import AppliedUndef
+
+    if isinstance(x, sympy.Symbol):
+        return True
+    if isinstance(x, (tuple, sympy.Tuple)):
+        return len(x) > 0 and all(isinstance(y, sympy.Symbol) for y in x)
+    if isinstance(x, sympy.Mul):
+        return all(isinstance(y, sympy.Symbol) for y in x.args)
+    if isinstance(x, sympy.Abs):
+        return _is_label(x.args[0])
+    return isinstance(x, AppliedUndef) and all(isinstance(y, sympy.Symbol) for y in x.args)
+
+
+def _canonical_relation(r: Any) -> Any:
+    """``5 \\geq x`` is ``x \\leq 5``: ``>``/``>=`` turned round into ``<``/``<=``."""
+    import sympy
+
+    if isinstance(r, sympy.GreaterThan):
+        return sympy.LessThan(r.rhs, r.lhs, evaluate=False)
+    if isinstance(r, sympy.StrictGreaterThan):
+        return sympy.StrictLessThan(r.rhs, r.lhs, evaluate=False)
+    return r
+
+
+def _as_set(e: Any) -> Any:
+    """A relation or a conjunction of relations in one unknown as the set it describes
+    (``0 < x < 1`` is the interval ``(0, 1)``); ``None`` otherwise."""
+    import sympy
+
+    if not isinstance(e, (sympy.core.relational.Relational, sympy.And)) or isinstance(e, (sympy.Eq, sympy.Ne)):
+        return None
+    symbols = e.free_symbols
+    if len(symbols) != 1:
+        return None
+    try:
+        return e.as_set()
+    except (NotImplementedError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _expr_equal(a: Any, b: Any) -> bool:
     """Exact equality; a written decimal matches to the precision it carries."""
     import sympy
 
+    if a.has(sympy.zoo, sympy.nan) or b.has(sympy.zoo, sympy.nan):
+        # Undefined values ("\frac{1}{0}", "12:00" read as 12/0) are never one answer: they
+        # compare equal to each other in sympy, so this comes before ``a == b``.
+        return False
     if a == b:
         return True
     if a.is_number and b.is_number:
         if a.is_Rational and b.is_Rational:
             return False
-        if a.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or b.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        if a.has(sympy.oo, -sympy.oo) or b.has(sympy.oo, -sympy.oo):
             return False
         # A decimal answer carries ~15 significant digits at most: demand agreement to 1e-9
         # relative; exact values must agree to 40 significant digits (1/2004! is not 1/2006!).

@@ -101,6 +101,21 @@ def precheck(claim: Claim) -> str | None:
     return None
 
 
+def names_no_unknown(claim: Claim) -> bool:
+    """Whether both sides are plain numbers and operations (no unknown, no named quantity):
+    a claim the judge should be able to evaluate. Plain-text claims always are."""
+    if claim.source != "latex":
+        return True
+    sides = claim.lhs + " " + claim.rhs
+    return not (_GREEK.search(sides) or _has_unknowns(claim.lhs) or _has_unknowns(claim.rhs))
+
+
+# Greek letters name unknowns (\pi is a number).
+_GREEK = re.compile(r"\\(?:alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|iota|kappa|"
+                    r"lambda|mu|nu|xi|rho|sigma|tau|upsilon|phi|varphi|chi|psi|omega|Gamma|Delta|Theta|"
+                    r"Lambda|Xi|Sigma|Phi|Psi|Omega)(?![a-zA-Z])")
+
+
 _OPERATION = re.compile(r"[-+*/^!]|\\(?:frac|dfrac|tfrac|sqrt|times|cdot|div|binom|sin|cos|tan|log|ln|pi|lceil|lfloor)"
                         r"|\d\s*\(")
 _BARE_FUNCTION = re.compile(r"\\(?:sin|cos|tan|sec|csc|cot|log|ln)(?:_\{?[^{}\s]*\}?)?\s*[^\s({\\^]")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 from halt_eval.split import line_spans, sentence_spans
@@ -546,3 +547,38 @@ def _links(text: str, a: int, b: int, segments: list[MathSegment]) -> list[Piece
         start = cut
     pieces.append(Piece(prefix + text[start:b].lstrip(), (start, b)))
     return pieces
+
+
+# ---------------------------------------------------------------- quantities (reference support)
+
+_QUANTITY = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}"
+                       r"|(?<![\w.])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?!\d)")
+_SLASH_FRACTION = re.compile(r"(?<![\w./])(\d+)\s*/\s*(\d+)(?![\d.])")
+#: Integers up to this are too common ("divide by 2", "step 3") to tell paths apart.
+SMALL_QUANTITY = 10
+
+
+def quantities(text: str) -> set[Fraction]:
+    """The numbers ``text`` writes, as exact absolute values: integers, decimals, thousands
+    separators, ``\\frac{a}{b}`` and ``a/b`` with integer parts (a/b also gives a and b)."""
+    out: set[Fraction] = set()
+    for m in _QUANTITY.finditer(text):
+        if m.group(1) is not None:
+            if int(m.group(2)):
+                out.add(abs(Fraction(int(m.group(1)), int(m.group(2)))))
+        else:
+            out.add(Fraction(m.group(3).replace(",", "")))
+    for m in _SLASH_FRACTION.finditer(text):  # "3/4" is also the number 3/4
+        if int(m.group(2)):
+            out.add(Fraction(int(m.group(1)), int(m.group(2))))
+    return out
+
+
+def with_percent_forms(values: set[Fraction]) -> set[Fraction]:
+    """``values`` and each one divided by 100 (20% written as 0.20)."""
+    return values | {v / 100 for v in values}
+
+
+def telling(values: set[Fraction]) -> set[Fraction]:
+    """The quantities that can tell two solution paths apart: not small integers."""
+    return {v for v in values if v.denominator != 1 or v > SMALL_QUANTITY}

@@ -25,6 +25,15 @@ Reason codes (``Verdict.reason``):
   answer with no failed check anywhere (the no-checkable-claim rule).
 * ``claim_false`` (incorrect): a claim does not hold; the evidence names it and both values.
 * ``final_answer_wrong`` (incorrect): the final answer differs from the reference answer.
+* ``unreadable_claim`` (unverifiable): a claim with no unknown could not be read or evaluated
+  (``9^9^9^9``, an operand over ``MAX_OPERAND_CHARS``); such a step is never correct, whatever else holds,
+  unless it states the final answer and that answer equals the reference.
+* ``reference_supported`` (correct): nothing to check, in an unsolved answer, before the
+  step where it leaves the reference solution's quantities (``reference_support=True`` only;
+  ``_against_reference``; its measured effect is in ``docs/math.md``).
+* ``diverges_from_reference`` (incorrect): in an unsolved answer, the first step after the
+  last one sharing a quantity with the reference whose new quantities are all foreign to it
+  (``locate=True`` only: see ``docs/math.md`` for its precision).
 * ``no_checkable_claim`` (unverifiable): nothing to check, and the answer is not known to be
   solved with no failed check. Left for an LLM judge when one is composed with this one
   (``halt_eval.judges.compose``).
@@ -55,8 +64,8 @@ from typing import Any
 
 from halt_eval.judges._workers import MEMORY_LIMIT_BYTES, WorkerPool
 from halt_eval.judges.math_answer import compare_answers, extract_final_answer, ranked_final_answer
-from halt_eval.judges.math_claims import check_claim, precheck
-from halt_eval.judges.math_steps import Claim, find_claims
+from halt_eval.judges.math_claims import check_claim, names_no_unknown, precheck
+from halt_eval.judges.math_steps import Claim, find_claims, quantities, telling, with_percent_forms
 from halt_eval.types import Judgement, JudgeRequest, Verdict
 
 __all__ = ["SympyJudge", "check_claim", "compare_answers", "extract_final_answer", "precheck", "run_task"]
@@ -78,16 +87,20 @@ class SympyJudge:
         timeout_s: Time limit of each check, in seconds.
         workers: Worker processes; default ``min(2, cpu_count)``.
         memory_bytes: Address-space limit of each worker process, in bytes.
+        reference_support: Support or flag steps by the quantities the reference solution derives.
+        locate: With ``reference_support``, flag the first step of an unsolved answer that
+            leaves the reference's quantities as the first error.
 
     Raises:
         RuntimeError: sympy, math-verify or latex2sympy2_extended is missing.
     """
 
     name = "sympy"
-    version = "1"
+    version = "2"
 
     def __init__(self, *, timeout_s: float = TIMEOUT_S, workers: int | None = None,
-                 memory_bytes: int = MEMORY_LIMIT_BYTES) -> None:
+                 memory_bytes: int = MEMORY_LIMIT_BYTES, reference_support: bool = False,
+                 locate: bool = False) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
         if isinstance(memory_bytes, bool) or not isinstance(memory_bytes, int) or memory_bytes <= 0:
@@ -102,6 +115,8 @@ class SympyJudge:
             ) from e
         self.timeout_s = timeout_s
         self.memory_bytes = memory_bytes
+        self.reference_support = bool(reference_support)
+        self.locate = bool(locate)
         self.workers = workers or min(2, os.cpu_count() or 1)
         self._pool: WorkerPool | None = None
 
@@ -112,7 +127,8 @@ class SympyJudge:
     def spec(self) -> dict[str, Any]:
         """Name, version and the options that can change a verdict."""
         return {"name": self.name, "version": self.version,
-                "options": {"timeout_s": self.timeout_s, "memory_bytes": self.memory_bytes}}
+                "options": {"timeout_s": self.timeout_s, "memory_bytes": self.memory_bytes,
+                            "reference_support": self.reference_support, "locate": self.locate}}
 
     def close(self) -> None:
         """Stop the worker processes (they restart on the next ``judge`` call)."""
@@ -149,7 +165,7 @@ class SympyJudge:
             self._pool = WorkerPool(self.workers, self.timeout_s, RUNNER, PRELOAD, self.memory_bytes)
         results = self._pool.run(list(tasks))
         by_key = {key: results[i] for key, i in tasks.items()}
-        return [plan.decide(by_key, self.tag) for plan in plans]
+        return [plan.decide(by_key, self.tag, self.reference_support, self.locate) for plan in plans]
 
 
 def run_task(task: tuple) -> dict:
@@ -187,7 +203,8 @@ class _Plan:
             keys.append(self.answer_key())
         return keys
 
-    def decide(self, results: Mapping[tuple, dict], tag: str) -> Judgement:
+    def decide(self, results: Mapping[tuple, dict], tag: str, support: bool = False,
+               locate: bool = False) -> Judgement:
         answer = results.get(self.answer_key()) if self.answer_key() else None
         solved, evidence = self._final(answer)
         checked = [[(c, results.get(_claim_key(c)) or {"status": "unchecked", "why": precheck(c)}) for c in cs]
@@ -198,6 +215,11 @@ class _Plan:
             final = i == self.final_index
             text = self.req.fragments[i].text
             verdicts.append(_step_verdict(tag, text, step, final, answer, self.reference, solved, any_false))
+        ref = self.req.response.reference or {}
+        solution = ref.get("solution") if isinstance(ref.get("solution"), str) else None
+        if solved is False and solution and (support or locate):
+            verdicts = _against_reference(verdicts, [f.text for f in self.req.fragments], self.req.response.prompt,
+                                          solution + "\n" + (self.reference or ""), tag, support, locate)
         return Judgement(tuple(verdicts), solved=solved, evidence=evidence)
 
     def _final(self, answer: dict | None) -> tuple[bool | None, dict[str, Any]]:
@@ -212,6 +234,52 @@ class _Plan:
         evidence.update(answer or {})
         status = evidence.get("status")
         return {"equal": True, "not_equal": False}.get(status), evidence
+
+
+def _against_reference(verdicts: list[Verdict], texts: list[str], prompt: str, reference: str, tag: str,
+                       support: bool, locate: bool) -> list[Verdict]:
+    """Steps of an unsolved answer read against the reference solution's quantities.
+
+    A step's *new* quantities are the numbers it writes that neither the problem nor an
+    earlier step wrote (small integers left out: they cannot tell paths apart). A step whose
+    new quantities include one the reference also writes *follows* it; one whose new
+    quantities are all foreign *diverges*. The candidate first error is the first diverging
+    step after the last following one (a path that rejoins the reference later was only a
+    different path), before the judge's own first incorrect step.
+
+    * support: the steps before the candidate (or the judge's first error) that were left
+      ``no_checkable_claim`` become ``correct`` (``reference_supported``).
+    * locate: the candidate becomes ``incorrect`` (``diverges_from_reference``).
+    """
+    ref_q = with_percent_forms(quantities(reference))
+    seen = with_percent_forms(quantities(prompt))
+    status: list[tuple[str | None, set]] = []
+    for text in texts:
+        q = quantities(text)
+        new = telling(q - seen)
+        status.append((None if not new else ("follows" if new & ref_q else "diverges"), new))
+        seen |= q
+    stop = next((i for i, v in enumerate(verdicts) if v.label == "incorrect"), len(verdicts))
+    last = max((i for i in range(stop) if status[i][0] == "follows"), default=-1)
+    cand = next((i for i in range(last + 1, stop) if status[i][0] == "diverges"), None)
+    out = list(verdicts)
+    end = stop if cand is None else cand
+    if support:
+        for i in range(end):
+            v = out[i]
+            if v.label == "unverifiable" and v.reason == "no_checkable_claim":
+                out[i] = Verdict("correct", tag, "reference_supported",
+                                 "nothing to check; the answer follows the reference solution up to here",
+                                 {**dict(v.evidence), "followed_until": end,
+                                  "shared_quantities": sorted(str(x) for x in status[i][1] & ref_q)})
+    if locate and cand is not None:
+        v = out[cand]
+        out[cand] = Verdict("incorrect", tag, "diverges_from_reference",
+                            "the answer is wrong and this step is the first to derive only quantities the "
+                            "reference solution never reaches",
+                            {**dict(v.evidence), "own_reason": v.reason,
+                             "new_quantities": sorted(str(x) for x in status[cand][1])[:10]})
+    return out
 
 
 def _claim_key(c: Claim) -> tuple:
@@ -230,6 +298,12 @@ def _plan(req: JudgeRequest) -> _Plan:
     reference = str(ref).strip() if ref is not None and str(ref).strip() else None
     return _Plan(req, claims, final_index, final_answer, reference)
 
+
+#: Why a claim the judge tried could not be decided (``math_claims.check_claim``): such a
+#: claim, when it names no unknown (so it should have been computable), never makes its step
+#: correct. A symbolic claim no reader understands (``\\varphi^2 = \\varphi + 1``) is left
+#: like any claim the judge does not check.
+UNREADABLE = frozenset({"unreadable", "not_a_number", "too_long"})
 
 # A step that calls its own claim false is testing a candidate, not asserting it.
 _DISCLAIMS = re.compile(r"\bfalse\b|contradiction|not true|(?:does not|doesn't|not) hold|not satisfied|"
@@ -267,14 +341,21 @@ def _step_verdict(tag: str, text: str, step: list[tuple[Claim, dict]], final: bo
         elif answer is not None and answer.get("status") == "unparsable":
             return Verdict("unverifiable", tag, "unparsable_answer",
                            "the final answer or the reference could not be parsed", evidence)
-    if any(r["status"] == "true" for _, r in step):
-        return Verdict("correct", tag, "claims_hold", "every checked claim holds", evidence)
+    # A claim the judge tried and could not read or decide never lets the step pass, neither
+    # beside claims that hold nor through the no-checkable-claim rule.
     if any(r["status"] == "timeout" for _, r in step):
         return Verdict("unverifiable", tag, "timeout", "a check ran past the time limit", evidence)
     if any(r["status"] == "memory_limit" for _, r in step):
         return Verdict("unverifiable", tag, "memory_limit", "a check passed the memory limit", evidence)
     if any(r["status"] == "error" for _, r in step):
         return Verdict("unverifiable", tag, "worker_error", "a check failed to run", evidence)
+    unread = [c for c, r in step
+              if r["status"] == "unchecked" and r.get("why") in UNREADABLE and names_no_unknown(c)]
+    if unread:
+        return Verdict("unverifiable", tag, "unreadable_claim",
+                       f"{unread[0].as_text()} could not be read or evaluated", evidence)
+    if any(r["status"] == "true" for _, r in step):
+        return Verdict("correct", tag, "claims_hold", "every checked claim holds", evidence)
     if solved is True and not any_false:
         return Verdict("correct", tag, "no_claim_solved",
                        "no checkable claim; the answer reaches the reference answer with no failed check",

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import SHARED_DATA
 from halt_eval.data import factscore_corpus
+from halt_eval.rules import RULES_VERSION
 
 BIN = Path(sys.executable).parent
 TASKS = ["halt_math", "halt_code", "halt_bio", "halt_med"]
@@ -107,7 +108,7 @@ def test_halt_eval_run_replays_recorded_answers_through_lm_eval(tmp_path):
     assert rows[2]["solved"] is False
     wrong = [f for f in rows[2]["fragments"] if f["verdict"] == "incorrect"]
     assert wrong, rows[2]["fragments"]
-    assert all("evidence" in f for f in rows[2]["fragments"]) and rows[2]["rules_version"] == "2"
+    assert all("evidence" in f for f in rows[2]["fragments"]) and rows[2]["rules_version"] == RULES_VERSION
     results = json.loads(_latest(out, "results_*.json")[-1].read_text())["results"]["halt_math_gsm8k"]
     assert results["abstained,halt"] == pytest.approx(1 / 3)
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from halt_eval.cli import main
 from halt_eval.gate import exit_code, gate
+from halt_eval.rules import RULES_VERSION
 from halt_eval.runs import Run
 from halt_eval.types import ScoredResponse
 from halt_runs import scored_row, write_jsonl, write_lmeval_dir
@@ -121,7 +122,7 @@ def test_runs_scored_under_different_rules_versions_are_exit_2_in_one_line(tmp_p
     err = capsys.readouterr().err
     assert code == 2 and verdict["verdict"] == "error"
     assert len(err.strip().splitlines()) == 1
-    assert "rules versions differ" in err and "version 1" in err and "under 2" in err
+    assert "rules versions differ" in err and "version 1" in err and f"under {RULES_VERSION}" in err
 
 
 def test_a_run_mixing_rules_versions_is_exit_2(tmp_path, capsys):
@@ -130,7 +131,7 @@ def test_a_run_mixing_rules_versions_is_exit_2(tmp_path, capsys):
     good = write_jsonl(tmp_path / "good.jsonl", rows)
     assert _gate(tmp_path, good, mixed)[0] == 2
     err = capsys.readouterr().err
-    assert "the candidate" in err and "mixes rows scored under rules versions 2, 7" in err
+    assert "the candidate" in err and f"mixes rows scored under rules versions {RULES_VERSION}, 7" in err
 
 
 def test_the_verdict_records_rules_version_and_judge_specs(tmp_path):
@@ -139,9 +140,9 @@ def test_the_verdict_records_rules_version_and_judge_specs(tmp_path):
     base = write_jsonl(tmp_path / "base.jsonl", rows)
     md = tmp_path / "gate.md"
     code, verdict = _gate(tmp_path, base, base, "--markdown", str(md))
-    assert code == 0 and verdict["rules_version"] == "2"
-    assert verdict["baseline"]["judge_specs"] == [spec] and verdict["candidate"]["rules_versions"] == ["2"]
-    assert 'Rules version 2. Judges: baseline `bm25@1 {"options": {"k": 3}}`' in md.read_text()
+    assert code == 0 and verdict["rules_version"] == RULES_VERSION
+    assert verdict["baseline"]["judge_specs"] == [spec] and verdict["candidate"]["rules_versions"] == [RULES_VERSION]
+    assert f'Rules version {RULES_VERSION}. Judges: baseline `bm25@1 ' + '{"options": {"k": 3}}`' in md.read_text()
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,7 @@ def scored_responses(draw):
         coverage=draw(st.none() | st.lists(verdicts, max_size=3).map(tuple)),
         marker_offset=draw(st.none() | st.integers(0, len(text))), evidence=draw(evidence),
         error=draw(st.none() | st.text(max_size=8)),
-        rules_version=draw(st.sampled_from(["1", "2"])),
+        rules_version=draw(st.sampled_from(["1", "2", "3"])),
         judge_spec=draw(st.fixed_dictionaries({"name": words, "version": st.just("1"), "options": evidence})),
         sample=draw(st.none() | st.integers(0, 3)),
     )

@@ -12,6 +12,7 @@ from conftest import LabelJudge
 from halt_eval import lmeval
 from halt_eval.catalogue import lmeval_metric_list, micro_correctness
 from halt_eval.domains import get_domain
+from halt_eval.rules import RULES_VERSION
 from halt_eval.score import ScoreConfig, Scorer
 from halt_eval.split import SentenceSplitter
 
@@ -110,7 +111,7 @@ def test_filter_scores_the_whole_task_once_and_process_results_reads_it(monkeypa
     assert out["correctness"] == pytest.approx(2 / 3) and out["micro_correctness"] == [2, 3]
     row = json.loads(filtered[2][0])
     assert [f["verdict"] for f in row["fragments"]] == ["correct", "incorrect", "correct"]
-    assert row["id"] == "2" and row["rules_version"] == "2" and row["judge_spec"]["judge"]["name"] == "labels"
+    assert row["id"] == "2" and row["rules_version"] == RULES_VERSION and row["judge_spec"]["judge"]["name"] == "labels"
 
 
 def test_process_results_without_the_filters_rows_says_how_to_fix_the_yaml():
