@@ -167,6 +167,11 @@ def check_online(data: Path) -> int:
     from halt_eval.data import DATA_ENV, DataError, load_docs
     from halt_eval.domains import get_domain
 
+    import halt_eval
+
+    if "site-packages" not in Path(halt_eval.__file__).resolve().parts:
+        print(f"FAIL halt_eval is imported from {Path(halt_eval.__file__).parent}, not the installed wheel")
+        return 1
     tasks = task_sources()
     status = 0
     with tempfile.TemporaryDirectory(prefix="halt-online-") as tmp:
@@ -194,6 +199,7 @@ def check_online(data: Path) -> int:
                     print(f"online {task}: ok ({len(docs)} docs, {source} as from {where}"
                           f"{', ' + fetched if src.url else ''})")
         dead = f"http://127.0.0.1:{closed_port()}"
+        shown_once = False
         with _env(HALT_DATA_DIR=None, HALT_DATA_MIRROR=dead, HALT_DATA_CACHE=str(root / "empty")):
             for task, (domain, source) in tasks.items():
                 src = get_domain(domain).sources[source]
@@ -203,7 +209,10 @@ def check_online(data: Path) -> int:
                     msg = str(e)
                     good = (src.url is not None and "\n" not in msg and msg.startswith(f"{source}: ")
                             and dead in msg and DATA_ENV in msg and e.__cause__ is None)
-                    print(f"unreachable {task}: {'ok' if good else 'FAIL'} ({msg})")
+                    # the whole line once, then its head (dataset and URL tried) per task
+                    shown = msg if not good or not shown_once else msg.split(" (via ")[0] + " ..."
+                    shown_once = shown_once or good
+                    print(f"unreachable {task}: {'ok' if good else 'FAIL'} ({shown})")
                     status |= 0 if good else 1
                 except Exception as e:  # noqa: BLE001
                     print(f"unreachable {task}: FAIL {type(e).__name__} instead of DataError: {e}")
