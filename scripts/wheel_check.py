@@ -164,10 +164,9 @@ def check_online(data: Path) -> int:
     """Every task's docs load from a local server standing in for its online source, with no
     HALT_DATA_DIR, and equal the docs read from ``data``; with no source reachable each task with
     an online source fails with the one-line DataError, and a packaged one still loads."""
+    import halt_eval
     from halt_eval.data import DATA_ENV, DataError, load_docs
     from halt_eval.domains import get_domain
-
-    import halt_eval
 
     if "site-packages" not in Path(halt_eval.__file__).resolve().parts:
         print(f"FAIL halt_eval is imported from {Path(halt_eval.__file__).parent}, not the installed wheel")
