@@ -238,3 +238,19 @@ def test_a_download_that_is_not_a_readable_file_is_one_line_and_leaves_the_cache
         assert [json.loads(d["reference"])["answer"] for d in docs] == ["5"]
     finally:
         server.close()
+
+
+def test_a_file_url_mirror_serves_a_folder_laid_out_by_url_path(online, monkeypatch, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = get_domain("code").sources["mbpp"]
+    target = tmp_path / "mirror" / urllib.parse.urlsplit(src.url).path.lstrip("/")
+    target.parent.mkdir(parents=True)
+    row = {"task_id": 11, "text": "Write a function to add two numbers.", "code": "def add(a, b):\n    return a + b",
+           "test_list": ["assert add(1, 2) == 3"], "test_setup_code": "", "challenge_test_list": []}
+    pq.write_table(pa.Table.from_pylist([row, {**row, "task_id": 600}]), target)  # 600: not in the test split
+    monkeypatch.setenv(data.DATA_MIRROR_ENV, (tmp_path / "mirror").as_uri())
+    docs = load_docs("code", "mbpp", "halt_code")
+    assert [d["id"] for d in docs] == ["11"]
+    assert json.loads(docs[0]["reference"])["tests"] == ["assert add(1, 2) == 3"]
