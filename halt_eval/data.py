@@ -3,21 +3,26 @@
 A doc is ``{"id", "task", "domain", "source", "prompt", "reference"}`` (see
 ``halt_eval.domains.base.Domain.doc``). Rows come from local files when a data directory is
 given (``--data-dir``/task metadata ``data_dir``, else the ``HALT_DATA_DIR`` environment
-variable), in the layout of the project's data README; otherwise online, always at a pinned
-revision: the dataset's own public release (``Source.url``, a raw GitHub URL at a commit:
-K-QA, MedLFQA, MBPP+, APPS), downloaded once into ``$HALT_DATA_CACHE`` (default
-``~/.cache/halt-eval/data``), or the Hugging Face Hub (``Source.hub`` at ``Source.revision``).
-Sources with neither (HumanEval, the FActScore entities) are read from installed packages by
-their loaders. When no source can be reached the ``DataError`` is one line naming the dataset,
-the URL tried and the variable to set.
+variable), in the layout of the project's data README; otherwise online from ``Source.url``, a
+URL pinned to a commit: the dataset's own public release (a raw GitHub URL: K-QA, MedLFQA, MBPP+,
+APPS) or the Hugging Face Hub's file URL at a dataset revision
+(``https://huggingface.co/datasets/<repo>/resolve/<revision>/<path>``: MATH-500, GSM8K, MBPP).
+Files are JSONL, JSON (a list of rows) or Parquet (read with pyarrow). ``HALT_DATA_MIRROR``, a
+base URL, replaces the scheme and host of every source URL (an air-gapped mirror laid out by URL
+path, or a test server). Each file is downloaded once into ``$HALT_DATA_CACHE`` (default
+``~/.cache/halt-eval/data``), keyed by its pinned URL. Sources with no file (HumanEval, the
+FActScore entities) are read from installed packages by their loaders. When no source can be
+reached the ``DataError`` is one line naming the dataset, the URL tried and the variable to set.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
 
 DATA_ENV = "HALT_DATA_DIR"
 DATA_CACHE_ENV = "HALT_DATA_CACHE"
+DATA_MIRROR_ENV = "HALT_DATA_MIRROR"
 #: Seconds before a download is given up.
 DOWNLOAD_TIMEOUT = 60.0
 _USER_AGENT = "halt-eval/0.1 (LLM evaluation harness; downloads each pinned dataset file once)"
@@ -71,26 +77,60 @@ def _set_hint(source: Source) -> str:
             f"{source.local or source.name}")
 
 
+def mirrored(url: str) -> str:
+    """``url`` with its scheme and host replaced by ``$HALT_DATA_MIRROR`` (unchanged when unset).
+
+    ``HALT_DATA_MIRROR=http://mirror:8000/halt`` turns
+    ``https://raw.githubusercontent.com/evalplus/evalplus/<pin>/MbppPlus.jsonl`` into
+    ``http://mirror:8000/halt/evalplus/evalplus/<pin>/MbppPlus.jsonl``.
+
+    Raises:
+        DataError: ``$HALT_DATA_MIRROR`` is not a base URL.
+    """
+    base = os.environ.get(DATA_MIRROR_ENV, "").strip()
+    if not base:
+        return url
+    mirror = urllib.parse.urlsplit(base)
+    if not mirror.scheme or not (mirror.netloc or mirror.scheme == "file"):
+        raise DataError(f"{DATA_MIRROR_ENV}={base!r} is not a base URL (e.g. http://host:8000 or "
+                        f"http://host/path)")
+    parts = urllib.parse.urlsplit(url)
+    return base.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _cache_path(source: Source) -> Path:
+    assert source.url is not None
+    name = urllib.parse.urlsplit(source.url).path.rsplit("/", 1)[-1] or "data.jsonl"
+    return data_cache() / source.name / hashlib.sha1(source.url.encode()).hexdigest()[:12] / name
+
+
 def download(source: Source) -> Path:
     """The local copy of ``source.url``, downloaded on first use into ``data_cache()``.
 
-    The URL is pinned (a commit in the path), so a file once downloaded is never fetched again.
+    The URL is pinned (a commit in the path), so a file once downloaded is never fetched again;
+    the cache is keyed by the pinned URL, so a copy fetched through ``$HALT_DATA_MIRROR`` serves
+    later runs without it.
 
     Raises:
-        DataError: The download failed (one line: dataset, URL, what to set).
+        DataError: The download failed (one line: dataset, URL tried, what to set).
     """
-    assert source.url is not None
-    name = source.url.rsplit("/", 1)[-1] or "data.jsonl"
-    path = data_cache() / source.name / hashlib.sha1(source.url.encode()).hexdigest()[:12] / name
+    path = _cache_path(source)
     if path.is_file():
         return path
-    req = urllib.request.Request(source.url, headers={"User-Agent": _USER_AGENT})
+    assert source.url is not None
+    url = mirrored(source.url)
+    via = f" (via {DATA_MIRROR_ENV}, for {source.url})" if url != source.url else ""
+    req = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     try:
         with urllib.request.urlopen(req, timeout=DOWNLOAD_TIMEOUT) as resp:
             body = resp.read()
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        why = f"HTTP {e.code}" if isinstance(e, urllib.error.HTTPError) else str(getattr(e, "reason", e))
-        raise DataError(f"{source.name}: cannot download {source.url} ({why}); {_set_hint(source)}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+        if isinstance(e, urllib.error.HTTPError):
+            why = f"HTTP {e.code}"
+        else:
+            why = str(getattr(e, "reason", None) or e) or type(e).__name__
+        why = " ".join(why.split())[:200]
+        raise DataError(f"{source.name}: cannot download {url}{via} ({why}); {_set_hint(source)}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.part")
     tmp.write_bytes(body)
@@ -99,27 +139,44 @@ def download(source: Source) -> Path:
 
 
 def _rows_of(path: Path, source: Source) -> list[dict[str, Any]]:
-    """Rows of a JSONL file, or of a JSON file holding a list of rows."""
+    """Rows of a JSONL file, a JSON file holding a list of rows, or a Parquet file."""
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pylist()
+        except ImportError:
+            raise DataError(f"{source.name}: reading {path.name} needs pyarrow: "
+                            "pip install pyarrow") from None
+        except Exception as e:  # noqa: BLE001 - pyarrow's errors (ArrowInvalid, OSError) become one line
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise DataError(f"{source.name}: {path} is not a readable Parquet file ({first})") from None
     if path.suffix == ".json":
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{source.name}: {path} is not valid JSON ({e.msg})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"{source.name}: {path} is not valid JSON ({e})") from None
         if not isinstance(rows, list):
             raise DataError(f"{source.name}: {path} does not hold a list of rows")
         return rows
-    return list(_jsonl(path))
+    try:
+        return list(_jsonl(path))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{source.name}: {path} is not UTF-8 text ({e.reason})") from None
+    except DataError as e:
+        raise DataError(f"{source.name}: {e}") from None
 
 
 def source_rows(source: Source, root: Path | None) -> list[dict[str, Any]] | None:
-    """The raw rows of ``source``: from ``root`` when given, else online at the pinned revision
-    (``source.url``, else the Hub).
+    """The raw rows of ``source``: from ``root`` when given, else online from the pinned
+    ``source.url`` (through ``$HALT_DATA_MIRROR`` when set).
 
     Returns ``None`` for a source with no file (its loader reads an installed package).
 
     Raises:
-        DataError: The file is missing under ``root``, or no source can be reached; one line
-            naming the dataset, the URL tried and the variable to set.
+        DataError: The file is missing under ``root``, or no source can be reached, or the file
+            is not what it should be; one line naming the dataset, the URL tried and the
+            variable to set. A downloaded file that cannot be read is removed from the cache.
     """
     if not source.local and source.hub is None and source.url is None:
         return None
@@ -127,21 +184,17 @@ def source_rows(source: Source, root: Path | None) -> list[dict[str, Any]] | Non
         path = root / source.local
         if not path.exists():
             raise DataError(f"{source.name}: {path} not found under data directory {root}")
-        return list(_jsonl(path))
-    if source.url is not None:
-        return _rows_of(download(source), source)
-    if source.hub is not None:
-        repo, name, split = source.hub
-        url = f"https://huggingface.co/datasets/{repo}" + (f"/tree/{source.revision}" if source.revision else "")
-        try:
-            import datasets
-
-            return list(datasets.load_dataset(repo, name, split=split, revision=source.revision))
-        except Exception as e:  # noqa: BLE001 - any Hub failure becomes the one-line error
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise DataError(f"{source.name}: cannot load {url} ({type(e).__name__}: {first}); "
-                            f"{_set_hint(source)}") from None
-    raise DataError(f"{source.name}: no local data directory and no online source; {_set_hint(source)}")
+        return _rows_of(path, source)
+    if source.url is None:
+        raise DataError(f"{source.name}: no local data directory and no online source (the source "
+                        f"record has no pinned url); {_set_hint(source)}")
+    path = download(source)
+    try:
+        return _rows_of(path, source)
+    except DataError as e:
+        path.unlink(missing_ok=True)
+        raise DataError(f"{e} (downloaded from {mirrored(source.url)}; removed from the cache); "
+                        f"{_set_hint(source)}") from None
 
 
 def load_docs(domain: str | Domain, source: str, task: str,

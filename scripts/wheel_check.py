@@ -5,6 +5,11 @@
                                                 OUT/score_<domain>.jsonl (+ OUT/bio_corpus.jsonl)
     python wheel_check.py check-score FILE N SUMMARY   FILE (scored rows) holds N rows; print them
     python wheel_check.py check-run DIR TASK N  lm-eval wrote results and N samples for TASK
+    python wheel_check.py online DATA           with no HALT_DATA_DIR: every task's docs load from a
+                                                local HTTP server standing in for its online
+                                                source (HALT_DATA_MIRROR; files built from DATA),
+                                                and with no source reachable each task fails
+                                                with the one-line DataError
 
 Answers are the references themselves (the reference solution, the gold answer, facts that
 FActScore's annotators marked supported), so a working judge finds correct fragments. Each step
@@ -13,11 +18,19 @@ prints one line per check; a step that fails prints ``FAIL`` with the error and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
 import sys
+import tempfile
+import threading
 import traceback
+import urllib.parse
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 DOMAINS = ("math", "code", "bio", "med")
@@ -42,6 +55,174 @@ def installed_tasks() -> dict[str, str]:
             if isinstance(name, str) and "group" not in config:
                 tasks[name] = (config.get("metadata") or {}).get("domain") or folder.name[5:]
     return dict(sorted(tasks.items()))
+
+
+def task_sources() -> dict[str, tuple[str, str]]:
+    """``{task: (domain, source)}`` for every task YAML of the installed package (groups left out)."""
+    from importlib.resources import files
+
+    import yaml
+
+    out: dict[str, tuple[str, str]] = {}
+    for folder in files("halt_eval.tasks").iterdir():
+        if not folder.is_dir() or not folder.name.startswith("halt_"):
+            continue
+        for entry in folder.iterdir():
+            if entry.name.endswith(".yaml"):
+                config = yaml.load(entry.read_text(encoding="utf-8"), Loader=_loader()) or {}
+                meta = config.get("metadata") or {}
+                if isinstance(config.get("task"), str) and "group" not in config and "source" in meta:
+                    out[config["task"]] = (meta.get("domain") or folder.name[5:], meta["source"])
+    return dict(sorted(out.items()))
+
+
+def write_mirror(data: Path, out: Path) -> dict[str, str]:
+    """Lay out, under ``out`` by URL path, a copy of every online source (``Source.url``) of the
+    installed domains, built from the data directory ``data``: the file itself where the online
+    file has the local file's format (the pinned GitHub files), else the local rows written in
+    the online format (Parquet via pyarrow, JSON, JSONL: the Hub files). Returns
+    ``{source name: URL path}``.
+    """
+    from halt_eval.data import source_rows
+    from halt_eval.domains import domain_names, get_domain
+
+    written: dict[str, str] = {}
+    for name in domain_names():
+        for src in get_domain(name).sources.values():
+            if src.url is None or not src.local:
+                continue
+            url_path = urllib.parse.urlsplit(src.url).path
+            target = out / url_path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            local = data / src.local
+            if Path(url_path).suffix == local.suffix:
+                target.write_bytes(local.read_bytes())
+            else:
+                rows = source_rows(src, data) or []
+                if target.suffix == ".parquet":
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    pq.write_table(pa.Table.from_pylist(rows), target)
+                elif target.suffix == ".json":
+                    target.write_text(json.dumps(rows), encoding="utf-8")
+                else:
+                    target.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+            written[src.name] = url_path
+    return written
+
+
+@contextlib.contextmanager
+def file_server(root: Path) -> Iterator[tuple[str, list[str]]]:
+    """Serve ``root`` on 127.0.0.1; yields the base URL and the list of paths requested."""
+    requested: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requested.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _env(**values: str | None) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def check_online(data: Path) -> int:
+    """Every task's docs load from a local server standing in for its online source, with no
+    HALT_DATA_DIR, and equal the docs read from ``data``; with no source reachable each task with
+    an online source fails with the one-line DataError, and a packaged one still loads."""
+    import halt_eval
+    from halt_eval.data import DATA_ENV, DataError, load_docs
+    from halt_eval.domains import get_domain
+
+    if "site-packages" not in Path(halt_eval.__file__).resolve().parts:
+        print(f"FAIL halt_eval is imported from {Path(halt_eval.__file__).parent}, not the installed wheel")
+        return 1
+    tasks = task_sources()
+    status = 0
+    with tempfile.TemporaryDirectory(prefix="halt-online-") as tmp:
+        root = Path(tmp)
+        write_mirror(data, root / "mirror")
+        local = {task: load_docs(domain, source, task, str(data)) for task, (domain, source) in tasks.items()}
+        with file_server(root / "mirror") as (base, requested), \
+                _env(HALT_DATA_DIR=None, HALT_DATA_MIRROR=base, HALT_DATA_CACHE=str(root / "cache")):
+            for task, (domain, source) in tasks.items():
+                src = get_domain(domain).sources[source]
+                before = len(requested)
+                try:
+                    docs = load_docs(domain, source, task)
+                except Exception as e:  # noqa: BLE001 - reported, the other tasks still run
+                    print(f"online {task}: FAIL {type(e).__name__}: {e}")
+                    status = 1
+                    continue
+                where = (urllib.parse.urlsplit(src.url).netloc if src.url else "the package")
+                fetched = "cached" if src.url and len(requested) == before else f"{len(requested) - before} request"
+                if docs != local[task] or not docs:
+                    print(f"online {task}: FAIL {len(docs)} docs differ from the {len(local[task])} "
+                          f"read from {DATA_ENV}")
+                    status = 1
+                else:
+                    print(f"online {task}: ok ({len(docs)} docs, {source} as from {where}"
+                          f"{', ' + fetched if src.url else ''})")
+        dead = f"http://127.0.0.1:{closed_port()}"
+        shown_once = False
+        with _env(HALT_DATA_DIR=None, HALT_DATA_MIRROR=dead, HALT_DATA_CACHE=str(root / "empty")):
+            for task, (domain, source) in tasks.items():
+                src = get_domain(domain).sources[source]
+                try:
+                    docs = load_docs(domain, source, task)
+                except DataError as e:
+                    msg = str(e)
+                    good = (src.url is not None and "\n" not in msg and msg.startswith(f"{source}: ")
+                            and dead in msg and DATA_ENV in msg and e.__cause__ is None)
+                    # the whole line once, then its head (dataset and URL tried) per task
+                    shown = msg if not good or not shown_once else msg.split(" (via ")[0] + " ..."
+                    shown_once = shown_once or good
+                    print(f"unreachable {task}: {'ok' if good else 'FAIL'} ({shown})")
+                    status |= 0 if good else 1
+                except Exception as e:  # noqa: BLE001
+                    print(f"unreachable {task}: FAIL {type(e).__name__} instead of DataError: {e}")
+                    status = 1
+                else:
+                    if src.url is None:
+                        print(f"unreachable {task}: ok (no online source; {len(docs)} docs from the package)")
+                    else:
+                        print(f"unreachable {task}: FAIL loaded {len(docs)} docs with nothing reachable")
+                        status = 1
+    return status
 
 
 def _loader():
@@ -246,6 +427,8 @@ def main(argv: list[str]) -> int:
         return check_score(Path(rest[0]), int(rest[1]), Path(rest[2]))
     if cmd == "check-run":
         return check_run(Path(rest[0]), rest[1], int(rest[2]))
+    if cmd == "online":
+        return check_online(Path(rest[0]))
     print(__doc__)
     return 2
 

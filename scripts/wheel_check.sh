@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The wheel check: build the wheel, install it into a fresh venv, and from a folder outside the
-# checkout, with data only from HALT_DATA_DIR, run
+# checkout, check that with no HALT_DATA_DIR every task's docs load from a local HTTP server standing
+# in for its online source (HALT_DATA_MIRROR) and fail in one line with nothing reachable; then,
+# with data only from HALT_DATA_DIR, run
 #   (a) `halt-eval score` on N answers for each domain (math, code, bio, med), and
 #   (b) every halt_* task in the wheel through lm-eval with the halt-replay model on N documents.
 # One line per check; exits 1 if any check fails. Run by .ci/run after the tests.
@@ -77,6 +79,20 @@ RUN="$WORK/run"
 rm -rf "$RUN"; mkdir -p "$RUN"
 cp "$REPO/scripts/wheel_check.py" "$WORK/wheel_check.py"
 cd "$RUN"
+
+# ---------------------------------------------------------------- online data, no HALT_DATA_DIR
+# Every task's docs from a local server on 127.0.0.1 standing in for its online sources
+# (HALT_DATA_MIRROR; the files built from HALT_DATA_DIR, laid out by URL path), equal to the docs
+# HALT_DATA_DIR gives; then, with nothing reachable, each task fails with the one-line DataError.
+t=$(date +%s)
+if env -u HALT_DATA_DIR -u HALT_DATA_MIRROR "$VPY" "$WORK/wheel_check.py" online "$HALT_DATA_DIR" \
+     >"$RUN/online.log" 2>&1; then
+  sed 's/^/  /' "$RUN/online.log"
+  ok "online data" "every task from a local stand-in server, one-line error when unreachable, $(( $(date +%s) - t )) s"
+else
+  sed 's/^/  /' "$RUN/online.log" | tail -n 40
+  fail "online data" "(log above)"
+fi
 t=$(date +%s)
 # A task whose docs do not load gets placeholder answers: its lm-eval run below shows the error.
 if ! "$VPY" "$WORK/wheel_check.py" prepare "$RUN" "$N" 2>"$RUN/prepare.err" | sed 's/^/wheel-check: /'; then

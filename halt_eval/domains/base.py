@@ -25,12 +25,15 @@ class Source:
     Attributes:
         name: Source name used in task metadata (``source: math500``).
         load: ``"module:function"``; called as ``function(rows, task=..., domain=..., source=...)``
-            with the raw rows (``None`` when ``local`` and ``hub`` are both empty: the loader
-            finds its own data) and returns docs (see ``Domain.doc``).
+            with the raw rows (``None`` when ``local``, ``hub`` and ``url`` are all empty: the
+            loader finds its own data) and returns docs (see ``Domain.doc``).
         local: Path of the file under the data directory, in the layout of ``shared/data``.
-        hub: ``(repo, config, split)`` on the Hugging Face Hub, or ``None``.
-        revision: The Hub commit (or release tag) the loader is pinned to.
-        url: A pinned raw URL of the dataset's own public release (JSONL or JSON), or ``None``.
+        hub: ``(repo, config, split)`` on the Hugging Face Hub that ``url`` is a file of, or
+            ``None`` (provenance; the rows are read from ``url``).
+        revision: The commit (GitHub) or dataset revision (Hub) ``url`` is pinned to.
+        url: Where the rows are online (JSONL, JSON or Parquet), pinned to ``revision``: a raw
+            GitHub URL of the dataset's own release, or the Hub's file URL
+            ``https://huggingface.co/datasets/<repo>/resolve/<revision>/<path>``; or ``None``.
         license: The dataset's license, for task READMEs and results.
     """
 

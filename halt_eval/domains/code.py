@@ -15,6 +15,10 @@ _GITHUB = "https://raw.githubusercontent.com"
 #: Commits the online copies are pinned to (the ones shared/data was built from).
 _EVALPLUS = "767efcc368e0ef16568bba4ee2f1b005e849e8a6"
 _MAPCODER = "0027da71030b441cca2bc6f95def86b9aa5c7dea"
+_HUB = "https://huggingface.co/datasets"
+#: The Hub dataset revision MBPP is pinned to; its ``full`` config's test split is one Parquet file.
+_MBPP = "4bb6404fdc6cacfda99d4ac4205087b89d32030c"
+_MBPP_URL = f"{_HUB}/google-research-datasets/mbpp/resolve/{_MBPP}/full/test-00000-of-00001.parquet"
 
 _CODE_REPLY = "Reply with the complete Python code in one ```python block."
 
@@ -141,8 +145,8 @@ DOMAIN = Domain(
                     '| {"io": [{"input": str, "output": str}]}  (+ optional "solution")'),
     sources={
         "mbpp": Source("mbpp", "halt_eval.domains.code:load_mbpp", local="code/mbpp/mbpp.jsonl",
-                       hub=("google-research-datasets/mbpp", "full", "test"),
-                       revision="4bb6404fdc6cacfda99d4ac4205087b89d32030c", license="CC-BY-4.0"),
+                       hub=("google-research-datasets/mbpp", "full", "test"), revision=_MBPP,
+                       url=_MBPP_URL, license="CC-BY-4.0"),
         "mbppplus": Source("mbppplus", "halt_eval.domains.code:load_mbppplus",
                            local="code/mbppplus/MbppPlus.jsonl",
                            revision=_EVALPLUS, url=f"{_GITHUB}/evalplus/evalplus/{_EVALPLUS}/MbppPlus.jsonl",
