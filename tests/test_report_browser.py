@@ -20,9 +20,12 @@ from halt_runs import SHARED_PASSAGE, browse, scored_row, write_jsonl, write_lme
 #: Screenshot viewport in CSS pixels; tall enough for the table, the plots and a first sample.
 WINDOW = (1280, 1800)
 HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">'
+#: Calls its argument once the report has drawn its first page (at once if it has).
+WHEN_READY = ('(function (go) { if (document.body.dataset.readyMs) go(); '
+              'else document.addEventListener("halt-ready", go); })')
 #: Appended to a copy of the report: once the first page is drawn, clicks the first incorrect
 #: fragment in the answer text.
-CLICK_SCRIPT = ('<script>document.addEventListener("halt-ready", function () {'
+CLICK_SCRIPT = ('<script>' + WHEN_READY + '(function () {'
                 'document.querySelector("mark.frag.incorrect").click();'
                 'document.body.dataset.opened = document.querySelectorAll('
                 '"details.frag[open] .evidence").length; });</script>')
@@ -95,7 +98,7 @@ def test_a_screenshot_of_the_report_is_taken(report):
 EVIDENCE_ROWS = Path(__file__).parent / "cases" / "report_evidence"
 #: Appended to a copy of the report: once the first page is drawn, opens the evidence of every
 #: fragment.
-OPEN_ALL_SCRIPT = ('<script>document.addEventListener("halt-ready", function () {'
+OPEN_ALL_SCRIPT = ('<script>' + WHEN_READY + '(function () {'
                    'document.querySelectorAll("details.frag").forEach(function (d) '
                    '{ d.fill(); d.open = true; }); });</script>')
 
@@ -193,7 +196,7 @@ def test_several_answers_to_one_prompt_are_grouped_under_it(tmp_path):
 
 #: Appended to a copy of the report: once the first page is drawn, types a document id into the
 #: search box as a reader would.
-SEARCH_SCRIPT = ('<script>document.addEventListener("halt-ready", function () {'
+SEARCH_SCRIPT = ('<script>' + WHEN_READY + '(function () {'
                  'var q = document.getElementById("f-text"); q.value = "1999";'
                  'q.dispatchEvent(new Event("input")); });</script>')
 
