@@ -263,3 +263,12 @@ def test_a_point_at_zero_zero_sits_inside_the_axes_clear_of_their_labels(tmp_pat
     y_axis_x = float(axes[1][0])  # vertical axis
     # Tick labels lie outside the axes (left of the vertical, below the horizontal one).
     assert cx - r > y_axis_x and cy + r < x_axis_y
+
+
+def test_the_script_comes_before_the_chunks_so_it_draws_while_they_are_parsed(tmp_path):
+    rows = [scored_row(str(i), ["correct"]) for i in range(450)]
+    html = render([load_run(write_jsonl(tmp_path / "r.jsonl", rows))])
+    script = html.index("<script>\n")
+    assert html.index('id="halt-index"') < script < html.index('id="halt-chunk-0"')
+    # The script waits for a chunk until the parser has started the next one or read the page.
+    assert 'getElementById("halt-chunk-" + (c + 1))' in html and "DOMContentLoaded" in html
