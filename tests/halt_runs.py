@@ -24,8 +24,10 @@ SHARED_PASSAGE = "Ada Lovelace (1815-1852) was an English mathematician, known f
 #: lm-eval writes these beside ``details`` in each sample row.
 LMEVAL_TOP_KEYS = ("correctness", "completeness", "f1", "abstained", "n_given", "n_correct")
 LMEVAL_STAMP = "2026-11-26T10-00-00.000001"
+#: ``--virtual-time-budget`` makes ``--dump-dom`` wait until the page's asynchronous work (the
+#: report decompresses its samples with ``DecompressionStream``) is done; idle time is skipped.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--disable-background-networking")
+                  "--disable-background-networking", "--virtual-time-budget=30000")
 CHROMIUM_TIMEOUT_S = 90
 
 

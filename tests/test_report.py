@@ -14,31 +14,46 @@ import pytest
 
 from halt_eval.cli import main
 from halt_eval.runs import load_run
-from halt_eval.reports.render import render
+from halt_eval.reports.render import read_chunk, render
 from halt_runs import MARKER, SHARED_PASSAGE, scored_row, write_jsonl, write_lmeval_dir
 
 HOSTILE = '</script><img src=x onerror="alert(1)"><!-- & \u2028'
 
 
 class _Collect(HTMLParser):
-    """Start tags with their attributes, and the text of the JSON data element."""
+    """Start tags with their attributes, and the text of the data elements (the index and the
+    chunks) by id."""
 
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.data_json = ""
-        self._in_data = False
+        self.data: dict[str, str] = {}
+        self._in_data: str | None = None
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
-        self._in_data = tag == "script" and dict(attrs).get("id") == "halt-data"
+        element_id = dict(attrs).get("id") or ""
+        self._in_data = element_id if tag == "script" and element_id.startswith("halt-") else None
 
     def handle_endtag(self, tag):
-        self._in_data = False
+        self._in_data = None
 
     def handle_data(self, data):
         if self._in_data:
-            self.data_json += data
+            self.data[self._in_data] = self.data.get(self._in_data, "") + data
+
+    @property
+    def data_json(self) -> dict:
+        """The index, with the chunks' samples, documents (``[task, id, prompt, reference,
+        domain]``) and string tables joined as ``samples``, ``docs`` and ``chunk_strings``."""
+        index = json.loads(self.data["halt-index"])
+        chunks = [read_chunk(self.data[f"halt-chunk-{c}"]) for c in range(len(self.data) - 1)]
+        docs = {}
+        for chunk in chunks:
+            docs.update({int(d): v for d, v in chunk["docs"].items()})
+        return {**index, "samples": [s for chunk in chunks for s in chunk["samples"]],
+                "docs": [[index["docTask"][d], index["docId"][d], *docs[d]] for d in sorted(docs)],
+                "chunk_strings": [chunk["strings"] for chunk in chunks]}
 
 
 def _parse(html: str) -> _Collect:
@@ -78,7 +93,7 @@ def test_each_domain_has_a_plot_with_one_point_per_run(two_runs):
 
 
 def test_every_sample_and_fragment_travels_in_the_embedded_json(two_runs):
-    data = json.loads(_parse(render(two_runs)).data_json)
+    data = _parse(render(two_runs)).data_json
     assert data["runs"] == ["a", "org/model-b"]
     assert len(data["samples"]) == 6
     # Prompts are stored once per document and shared by both runs.
@@ -87,20 +102,22 @@ def test_every_sample_and_fragment_travels_in_the_embedded_json(two_runs):
     assert [f[2] for f in first["fr"]] == [0, 1]  # correct, incorrect
     assert first["fr"][0][4] is None  # fragment text equals the answer at its span
     assert first["fr"][1][7] == {"passage": "passage for claim 1", "document": "\u00010"}
-    assert data["strings"] == [SHARED_PASSAGE]
+    assert data["chunk_strings"] == [[SHARED_PASSAGE]]
 
 
 def test_a_long_evidence_string_is_stored_once_and_a_lookalike_is_escaped(tmp_path):
     rows = [scored_row(str(i), ["correct", "incorrect"]) for i in range(3)]
     rows[0]["fragments"][0]["evidence"]["note"] = "\u0001" + "x" * 60
     html = render([load_run(write_jsonl(tmp_path / "r.jsonl", rows))])
-    data = json.loads(_parse(html).data_json)
-    assert html.count(SHARED_PASSAGE) == 1
+    parsed = _parse(html)
+    data = parsed.data_json
+    chunk_text = json.dumps(read_chunk(parsed.data["halt-chunk-0"]))
+    assert chunk_text.count(json.dumps(SHARED_PASSAGE)[1:-1]) == 1
     assert data["samples"][0]["fr"][0][7]["note"] == "\u0001\u0001" + "x" * 60
 
 
 def test_text_after_the_marker_keeps_its_offset_and_no_fragment_reaches_it(two_runs):
-    data = json.loads(_parse(render(two_runs)).data_json)
+    data = _parse(render(two_runs)).data_json
     s = data["samples"][0]
     assert s["a"] is True
     assert s["t"][s["m"]:] == f"{MARKER} maybe more"
@@ -113,22 +130,48 @@ def test_model_text_cannot_break_out_of_the_page(tmp_path):
     run = load_run(write_jsonl(tmp_path / "evil.jsonl", [row]), name='<b onmouseover="x">run</b>')
     html = render([run])
     assert "<img" not in html and "<!--" not in html and "<b onmouseover" not in html
-    assert html.count("</script>") == 2  # the data element's and the script's own
-    data = json.loads(_parse(html).data_json)
+    assert html.count("</script>") == 3  # the index's, the one chunk's and the script's own
+    data = _parse(html).data_json
     assert data["samples"][0]["t"].endswith(HOSTILE)
     assert data["docs"][0][2] == HOSTILE and data["runs"] == ['<b onmouseover="x">run</b>']
+    assert data["docId"] == ["x<1>"] and "x\\u003c1\\u003e" in html  # the index is escaped JSON
+
+
+def test_samples_travel_in_compressed_chunks_behind_an_index_of_what_the_filters_need(tmp_path):
+    rows = [scored_row(str(i), ["correct", "incorrect"] if i % 2 else ["correct"]) for i in range(450)]
+    rows[3] = scored_row("3", [], after_marker="no idea")
+    rows[5]["error"] = "judge crashed"
+    rows[7]["sample"] = 0
+    html = render([load_run(write_jsonl(tmp_path / "big.jsonl", rows))])
+    parsed = _parse(html)
+    chunk_ids = sorted((k for k in parsed.data if k.startswith("halt-chunk-")), key=lambda k: int(k.rsplit("-", 1)[1]))
+    assert chunk_ids == ["halt-chunk-0", "halt-chunk-1", "halt-chunk-2"]  # 200 + 200 + 50 samples
+    assert all(re.fullmatch(r"[A-Za-z0-9+/=]+", parsed.data[k]) for k in chunk_ids)
+    assert [len(read_chunk(parsed.data[k])["samples"]) for k in chunk_ids] == [200, 200, 50]
+    # Each chunk carries the documents of its own samples only.
+    assert sorted(map(int, read_chunk(parsed.data["halt-chunk-1"])["docs"])) == list(range(200, 400))
+    data = parsed.data_json
+    assert len(data["sampleDoc"]) == len(data["sampleFlags"]) == len(data["samples"]) == 450
+    assert [data["docId"][d] for d in data["sampleDoc"][:3]] == ["0", "1", "2"]
+    flag = data["flags"]
+    assert data["sampleFlags"][0] == flag["correct"]
+    assert data["sampleFlags"][1] == flag["correct"] | flag["incorrect"]
+    assert data["sampleFlags"][3] == flag["empty"] | flag["abstained"]
+    assert data["sampleFlags"][5] & flag["error"] and data["sampleFlags"][7] & flag["sampled"]
+    # Compressed: far smaller than the samples' JSON, even in base64.
+    assert sum(len(parsed.data[k]) for k in chunk_ids) < len(json.dumps(data["samples"])) / 3
 
 
 def test_a_nan_in_evidence_becomes_null_in_the_page(tmp_path):
     row = scored_row("1", ["correct"])
     row["fragments"][0]["evidence"]["cosine"] = float("nan")
-    data = json.loads(_parse(render([load_run(write_jsonl(tmp_path / "r.jsonl", [row]))])).data_json)
+    data = _parse(render([load_run(write_jsonl(tmp_path / "r.jsonl", [row]))])).data_json
     assert data["samples"][0]["fr"][0][7]["cosine"] is None
 
 
 def test_an_answer_with_no_fragments_is_listed_as_empty_and_abstained(tmp_path):
     run = load_run(write_jsonl(tmp_path / "e.jsonl", [scored_row("1", [], after_marker="no idea")]))
-    data = json.loads(_parse(render([run])).data_json)
+    data = _parse(render([run])).data_json
     s = data["samples"][0]
     assert s["fr"] == [] and s["a"] is True and s["c"] is None and s["m"] == 0
 
@@ -137,7 +180,7 @@ def test_two_runs_with_one_name_are_told_apart_by_path(tmp_path):
     rows = [scored_row("1", ["correct"])]
     first = load_run(write_jsonl(tmp_path / "x" / "run.jsonl", rows))
     second = load_run(write_jsonl(tmp_path / "y" / "run.jsonl", rows))
-    data = json.loads(_parse(render([first, second])).data_json)
+    data = _parse(render([first, second])).data_json
     assert data["runs"] == [str(tmp_path / "x" / "run.jsonl"), str(tmp_path / "y" / "run.jsonl")]
 
 
@@ -194,7 +237,7 @@ def _dependent_row(doc_id: str = "d") -> dict:
 
 def test_fragment_numbers_are_one_based_in_the_list_and_the_explanations(tmp_path):
     write_jsonl(tmp_path / "m.jsonl", [_dependent_row()])
-    data = json.loads(_parse(render([load_run(tmp_path / "m.jsonl")])).data_json)
+    data = _parse(render([load_run(tmp_path / "m.jsonl")])).data_json
     third = data["samples"][0]["fr"][2]
     # The page lists fragments from #1, so the wrong second step is #2 there and here.
     assert third[6] == "follows the first incorrect fragment (#2)"
@@ -220,3 +263,12 @@ def test_a_point_at_zero_zero_sits_inside_the_axes_clear_of_their_labels(tmp_pat
     y_axis_x = float(axes[1][0])  # vertical axis
     # Tick labels lie outside the axes (left of the vertical, below the horizontal one).
     assert cx - r > y_axis_x and cy + r < x_axis_y
+
+
+def test_the_script_comes_before_the_chunks_so_it_draws_while_they_are_parsed(tmp_path):
+    rows = [scored_row(str(i), ["correct"]) for i in range(450)]
+    html = render([load_run(write_jsonl(tmp_path / "r.jsonl", rows))])
+    script = html.index("<script>\n")
+    assert html.index('id="halt-index"') < script < html.index('id="halt-chunk-0"')
+    # The script waits for a chunk until the parser has started the next one or read the page.
+    assert 'getElementById("halt-chunk-" + (c + 1))' in html and "DOMContentLoaded" in html

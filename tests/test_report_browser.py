@@ -20,10 +20,15 @@ from halt_runs import SHARED_PASSAGE, browse, scored_row, write_jsonl, write_lme
 #: Screenshot viewport in CSS pixels; tall enough for the table, the plots and a first sample.
 WINDOW = (1280, 1800)
 HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">'
-#: Appended to a copy of the report: clicks the first incorrect fragment in the answer text.
-CLICK_SCRIPT = ('<script>document.querySelector("mark.frag.incorrect").click();'
+#: Calls its argument once the report has drawn its first page (at once if it has).
+WHEN_READY = ('(function (go) { if (document.body.dataset.readyMs) go(); '
+              'else document.addEventListener("halt-ready", go); })')
+#: Appended to a copy of the report: once the first page is drawn, clicks the first incorrect
+#: fragment in the answer text.
+CLICK_SCRIPT = ('<script>' + WHEN_READY + '(function () {'
+                'document.querySelector("mark.frag.incorrect").click();'
                 'document.body.dataset.opened = document.querySelectorAll('
-                '"details.frag[open] .evidence").length;</script>')
+                '"details.frag[open] .evidence").length; });</script>')
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +96,11 @@ def test_a_screenshot_of_the_report_is_taken(report):
 #: a wrong line, a biography with a greeting and an unsupported date, a medical answer with a
 #: claim that conflicts with a reference statement.
 EVIDENCE_ROWS = Path(__file__).parent / "cases" / "report_evidence"
-#: Appended to a copy of the report: opens the evidence of every fragment.
-OPEN_ALL_SCRIPT = ('<script>document.querySelectorAll("details.frag").forEach(function (d) '
-                   '{ d.fill(); d.open = true; });</script>')
+#: Appended to a copy of the report: once the first page is drawn, opens the evidence of every
+#: fragment.
+OPEN_ALL_SCRIPT = ('<script>' + WHEN_READY + '(function () {'
+                   'document.querySelectorAll("details.frag").forEach(function (d) '
+                   '{ d.fill(); d.open = true; }); });</script>')
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +192,32 @@ def test_several_answers_to_one_prompt_are_grouped_under_it(tmp_path):
     assert "3 answers to this prompt" in group and "Who was Ada Lovelace, in short?" in group
     assert re.findall(r"#q1 sample (\d)", group) == ["0", "1", "2"]
     assert "#q2" not in group and dom.count("<article") == 4
+
+
+#: Appended to a copy of the report: once the first page is drawn, types a document id into the
+#: search box as a reader would.
+SEARCH_SCRIPT = ('<script>' + WHEN_READY + '(function () {'
+                 'var q = document.getElementById("f-text"); q.value = "1999";'
+                 'q.dispatchEvent(new Event("input")); });</script>')
+
+
+def test_a_2000_sample_report_is_ready_after_one_chunk_and_shows_sample_1999_on_demand(tmp_path):
+    rows = [scored_row(str(i), ["correct", "incorrect"] if i % 3 else ["correct"]) for i in range(2000)]
+    page = tmp_path / "big.html"
+    page.write_text(render([load_run(write_jsonl(tmp_path / "big.jsonl", rows))]), encoding="utf-8")
+    assert page.read_text().count('<script type="application/octet-stream"') == 10
+    dom = browse(page)
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    # Ready with the first page drawn from the first of the ten chunks alone.
+    assert re.search(r'data-ready-ms="[\d.]+"', body) and 'data-chunks-decoded="1"' in body
+    assert dom.count("<article") == 25 and "1\u201325 of 2000 samples" in dom
+    # The last page, linked: only its own chunk is decompressed.
+    last = browse(page, fragment="#page=80")
+    assert 'data-chunks-decoded="1"' in last and "1976\u20132000 of 2000 samples" in last
+    assert _card(last, "1999").count('<mark class="frag') == 2
+    # Searched for after the page is ready: every chunk is read, one sample matches.
+    searched = page.with_name("searched.html")
+    searched.write_text(page.read_text().replace("</body>", SEARCH_SCRIPT + "</body>"), encoding="utf-8")
+    found = browse(searched)
+    assert found.count("<article") == 1 and 'data-chunks-decoded="10"' in found
+    assert "Claim 1 about 1999." in _card(found, "1999") and "1\u20131 of 1 samples" in found
