@@ -269,7 +269,7 @@ def best_of_k(values: Sequence[float], k: int) -> float:
     return sum(comb(i, k - 1) * v for i, v in enumerate(vals) if i >= k - 1) / total
 
 
-def _per_prompt(values: list[dict[str, Any]]) -> dict[str, Any]:
+def per_prompt(values: list[dict[str, Any]]) -> dict[str, Any]:
     """One document's metric values from those of its samples: the mean over samples
     (NaN-aware for the ratio metrics), ``micro_correctness`` pooled ``[n_correct, n_given]``."""
     from math import isnan, nan
@@ -313,7 +313,7 @@ def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str,
                            "task YAML must keep the 'halt' filter (halt_utils.score_filter)")
     where = f"{doc.get('task')} doc {doc.get('id')}"
     values = [row_values(ScoredResponse.from_dict(p, where=where)) for p in parsed]
-    out = _per_prompt(values)
+    out = per_prompt(values)
     k = json.loads(doc.get("options") or "{}").get("best_of")
     if k not in (None, ""):
         for key in BEST_OF_METRICS:
