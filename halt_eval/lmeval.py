@@ -19,6 +19,8 @@ Judge options (keys of ``--metadata`` or task metadata, else the environment):
 ``reasoning`` (``answer`` by default: score what follows a ``<think>...</think>`` span;
 ``reasoning``: score the span; ``keep``) and ``reasoning_delimiters`` (``"OPEN,CLOSE"``)
 choose what of a reasoning model's answer is scored (``halt_eval.reasoning``).
+``natural_abstention`` (``true``) also detects abstention in the model's own words
+(``halt_eval.abstain``), recorded in each row's evidence, apart from the marker's ``abstained``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ ENV_OPTIONS = {
 }
 #: Scoring options read from task metadata (besides ``ENV_OPTIONS``).
 METADATA_OPTIONS = ("n_desired", "markers", "judge_kwargs", "reasoning", "reasoning_delimiters",
-                    "best_of")
+                    "best_of", "natural_abstention")
 
 
 def tasks_path() -> str:
@@ -137,6 +139,7 @@ def scorer_for(domain: str, options: Mapping[str, Any]):
         n_desired=options.get("n_desired"),
         reasoning=options.get("reasoning") or "answer",
         reasoning_delimiters=parse_delimiters(options.get("reasoning_delimiters")),
+        natural_abstention=_flag(options.get("natural_abstention", False)),
     )
     llm = {field: options[key] for key, field in llm_option_keys().items() if options.get(key) is not None}
     llm["backend"] = llm.get("backend") or "none"

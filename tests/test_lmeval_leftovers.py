@@ -65,3 +65,94 @@ def test_a_chat_answer_with_a_usage_block_is_judged_on_its_solution_block():
     assert [f.text for f in scored.fragments] == ["def add(a, b):", "total = a + b", "return total"]
     assert [v.label for v in scored.verdicts] == ["correct"] * 3
     assert scored.solved
+
+
+# ------------------------------------------------------------------ natural abstention
+
+@pytest.mark.parametrize("text,phrase", [
+    ("I don't know who she was.", "dont_know"),
+    ("I do not know.", "dont_know"),
+    ("I\u2019m not sure about her death year.", "not_sure"),  # curly apostrophe
+    ("I am uncertain whether he won.", "not_sure"),
+    ("I cannot provide medical advice.", "cannot_provide"),
+    ("I'm unable to verify that claim.", "cannot_provide"),
+    ("I do not have enough information about this person.", "no_information"),
+    ("I have no reliable data on it.", "no_information"),
+    ("I couldn't find any information on him.", "could_not_find"),
+    ("There is no reliable information about this drug.", "no_information_available"),
+    ("That is beyond my knowledge.", "beyond_knowledge"),
+    ("I'm not familiar with this village.", "not_familiar"),
+])
+def test_a_first_person_abstention_sentence_is_detected_with_its_phrase(text, phrase):
+    from halt_eval.abstain import PHRASES, detect
+
+    found = detect(f"Ada Lovelace was born in 1815. {text}")
+    assert phrase in PHRASES
+    assert found is not None and [s["phrase"] for s in found["sentences"]] == [phrase]
+    assert found["sentences"][0]["text"] == text and found["first_offset"] == 31
+    assert found["whole"] is False and detect(text)["whole"] is True
+
+
+@pytest.mark.parametrize("text", [
+    "The cause of the disease is unknown.",  # a fact about the world, not the speaker declining
+    "He said he was not sure about the date.",  # someone else's doubt
+    "Nobody knows where he was buried.",
+    "Take 200 mg twice a day; I know this from the label.",
+    "Unsure from Here",  # the marker is HALT's own and reported as abstained, not here
+])
+def test_statements_that_are_not_the_speaker_declining_are_not_abstention(text):
+    from halt_eval.abstain import detect
+
+    assert detect(text) is None
+
+
+MATH_REF = {"answer": "18", "solution": "16 - 3 - 4 = 9\n9 * 2 = 18\n#### 18"}
+
+
+def test_natural_abstention_is_reported_beside_the_marker_and_changes_no_score(tmp_path, capsys):
+    import json
+
+    from halt_eval.cli import main
+
+    rows = [  # own words only; the marker only; both; neither
+        {"id": "own", "prompt": "eggs", "response": "16 - 3 - 4 = 9. I'm not sure about the rest.", "reference": MATH_REF},
+        {"id": "marker", "prompt": "eggs", "response": "16 - 3 - 4 = 9. Unsure from Here. 9 * 2 = 19.", "reference": MATH_REF},
+        {"id": "both", "prompt": "eggs", "response": "I don't know how to finish. Unsure from Here.", "reference": MATH_REF},
+        {"id": "none", "prompt": "eggs", "response": "16 - 3 - 4 = 9. 9 * 2 = 18. \\boxed{18}", "reference": MATH_REF},
+    ]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = {}
+    for flag in ((), ("--natural-abstention",)):
+        path, summary = tmp_path / f"out{len(flag)}.jsonl", tmp_path / f"s{len(flag)}.json"
+        assert main(["score", str(inp), "--domain", "math", "-o", str(path), "--summary-json", str(summary),
+                     *flag]) == 0
+        out[bool(flag)] = ({r["id"]: r for r in map(json.loads, path.read_text().splitlines())},
+                           json.loads(summary.read_text()))
+    (off, s_off), (on, s_on) = out[False], out[True]
+    assert {i: r["abstained"] for i, r in on.items()} == {"own": False, "marker": True, "both": True, "none": False}
+    for i in on:  # scores and the marker's abstention are the same with the option on or off
+        for key in ("abstained", "correctness", "completeness", "f1", "n_given", "n_correct"):
+            assert on[i][key] == off[i][key], (i, key)
+        assert "natural_abstention" not in off[i].get("evidence", {})
+    natural = {i: r.get("evidence", {}).get("natural_abstention") for i, r in on.items()}
+    assert natural["marker"] is None and natural["none"] is None
+    assert natural["own"]["sentences"][0]["text"] == "I'm not sure about the rest."
+    span = natural["own"]["sentences"][0]["span"]
+    assert on["own"]["response"][span[0]:span[1]] == "I'm not sure about the rest."
+    assert natural["both"]["sentences"][0]["phrase"] == "dont_know"
+    assert s_on["natural_abstention"] == {"n": 2, "rate": 0.5, "with_marker": 1, "without_marker": 1,
+                                          "marker_only": 1}
+    assert "natural_abstention" not in s_off and s_on["abstention_rate"] == s_off["abstention_rate"] == 0.5
+    assert on["own"]["judge_spec"]["natural_abstention"] is True
+    assert "natural abstention 0.5000" in capsys.readouterr().out
+
+
+def test_task_metadata_natural_abstention_reaches_the_scorer():
+    from halt_eval import lmeval
+
+    options = lmeval.scoring_options({"natural_abstention": True})
+    assert options["from"]["natural_abstention"] == "metadata"
+    assert lmeval.scorer_for("math", options).config.natural_abstention is True
+    assert lmeval.scorer_for("math", lmeval.scoring_options({})).config.natural_abstention is False
+    assert lmeval.scorer_for("math", {"natural_abstention": "false"}).config.natural_abstention is False
