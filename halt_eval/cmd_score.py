@@ -75,6 +75,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "parsed as JSON when it can be)")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="answers per judge call (default: 32)")
+    parser.add_argument("--judge-dry-run", action="store_true",
+                        help="print how many LLM calls and prompt tokens (estimated as "
+                             "characters / 4) scoring would take, without calling the LLM or "
+                             "writing -o; needs --judge-backend; the embedded judge still runs "
+                             "to find what it leaves undecided (--summary-json gets the plan)")
     from halt_eval.judges.llm import add_cli_arguments
 
     add_cli_arguments(parser)
@@ -93,6 +98,24 @@ def _judge_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.corpus:
         kwargs["corpus"] = args.corpus
     return kwargs
+
+
+def _dry_run(args: argparse.Namespace, scorer: Any, records: list[Any], bad: int) -> int:
+    """``--judge-dry-run``: the plan of LLM calls, nothing sent, ``-o`` untouched."""
+    from halt_eval.judge_plan import dry_run, format_plan
+
+    try:
+        plan = dry_run(scorer, records, batch_size=args.batch_size)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(format_plan(plan))
+    if args.summary_json:
+        try:
+            Path(args.summary_json).write_text(json.dumps({"judge_dry_run": plan}, indent=2) + "\n",
+                                               encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot write --summary-json {args.summary_json}: {e.strerror or e}") from None
+    return 1 if bad else 0
 
 
 def natural_abstention_summary(rows) -> dict[str, Any]:
@@ -282,6 +305,8 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
     if n_read == 0:
         raise UsageError(f"no records in {', '.join(map(str, args.inputs))}: nothing to score")
+    if args.judge_dry_run:
+        return _dry_run(args, scorer, records, bad)
 
     fh = _open_output(out_path, args.resume)
     with fh:

@@ -156,3 +156,93 @@ def test_task_metadata_natural_abstention_reaches_the_scorer():
     assert lmeval.scorer_for("math", options).config.natural_abstention is True
     assert lmeval.scorer_for("math", lmeval.scoring_options({})).config.natural_abstention is False
     assert lmeval.scorer_for("math", {"natural_abstention": "false"}).config.natural_abstention is False
+
+
+# ------------------------------------------------------------------ judge dry run
+
+DRY_ROWS = [  # two answers whose steps sympy cannot check (the LLM is asked), one it can
+    {"id": "a", "prompt": "eggs", "response": "She has 16 eggs and eats some. So she sells the rest. \\boxed{18}", "reference": MATH_REF},
+    {"id": "b", "prompt": "eggs", "response": "The ducks lay many eggs. Then she bakes muffins. \\boxed{20}", "reference": MATH_REF},
+    {"id": "c", "prompt": "eggs", "response": "16 - 3 - 4 = 9. 9 * 2 = 18. \\boxed{18}", "reference": MATH_REF},
+]
+
+
+def test_judge_dry_run_counts_the_calls_and_prompt_characters_a_real_run_then_makes(tmp_path, capsys):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_openai import FakeOpenAI, rule_responder
+
+    from halt_eval.cli import main
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in DRY_ROWS))
+    out, plan_path, cache = tmp_path / "out.jsonl", tmp_path / "plan.json", tmp_path / "cache.sqlite"
+    with FakeOpenAI(rule_responder) as server:
+        args = ["score", str(inp), "--domain", "math", "-o", str(out), "--judge-backend", "openai",
+                "--judge-base-url", server.base_url, "--judge-model", "fake-judge", "--judge-cache", str(cache)]
+        assert main([*args, "--judge-dry-run", "--summary-json", str(plan_path)]) == 0
+        assert server.requests == [] and not out.exists()  # nothing sent, nothing written
+        plan = json.loads(plan_path.read_text())["judge_dry_run"]
+        printed = capsys.readouterr().out
+        assert main(args) == 0  # the real run
+        sent = list(server.requests)
+        assert plan["llm_calls"] == len(sent) >= 1
+        chars = sum(len(m["content"]) for body in sent for m in body["messages"])
+        assert plan["prompt_chars"] == chars and plan["prompt_tokens_estimate"] == -(-chars // 4)
+        assert plan["by_template"] == {"math_first_error@1": len(sent)} and plan["cache_hits"] == 0
+        assert f"LLM calls          {len(sent)}" in printed and "characters / 4" in printed
+        # a second dry run finds the replies in the cache: nothing left to call
+        assert main([*args, "--judge-dry-run", "--summary-json", str(plan_path)]) == 0
+        again = json.loads(plan_path.read_text())["judge_dry_run"]
+        assert again["llm_calls"] == 0 and again["cache_hits"] == len(sent)
+        assert len(server.requests) == len(sent)
+    capsys.readouterr()
+    # without an LLM judge there is nothing to count: a usage error
+    assert main(["score", str(inp), "--domain", "math", "-o", str(out), "--judge-dry-run"]) == 2
+    assert "--judge-dry-run counts LLM calls" in capsys.readouterr().err
+
+
+def test_lmeval_metadata_judge_dry_run_prints_the_plan_and_stops_before_any_call(tmp_path, capsys):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import lm_eval
+    from fake_openai import FakeOpenAI, rule_responder
+    from lm_eval.tasks import TaskManager
+
+    from halt_eval import lmeval
+
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"task": "halt_math_gsm8k", "doc_id": i, "response": r["response"]}) + "\n"
+                               for i, r in enumerate(DRY_ROWS[:2])))
+    lmeval._replay_class()
+    with FakeOpenAI(rule_responder) as server:
+        metadata = {"judge_backend": "openai", "judge_base_url": server.base_url,
+                    "judge_model": "fake-judge", "judge_dry_run": True}
+        manager = TaskManager(include_path=lmeval.tasks_path(), include_defaults=False,
+                              metadata={"path": str(answers), **metadata})
+        with pytest.raises(lmeval.JudgeDryRun) as stop:
+            lm_eval.simple_evaluate(model="halt-replay", model_args=f"path={answers}",
+                                    tasks=["halt_math_gsm8k"], task_manager=manager, limit=2,
+                                    bootstrap_iters=0)
+        assert server.requests == []
+    assert stop.value.code == 0
+    plan = stop.value.plan
+    assert plan["task"] == "halt_math_gsm8k" and plan["answers"] == 2 and plan["llm_calls"] >= 1
+    assert plan["prompt_tokens_estimate"] == -(-plan["prompt_chars"] // 4)
+    assert "halt_math_gsm8k: judge dry run: 2 answers" in capsys.readouterr().err
+
+
+def test_halt_eval_run_passes_judge_dry_run_as_metadata():
+    import argparse
+
+    from halt_eval import lmeval
+
+    ours = argparse.Namespace(corpus=None, data_dir=None, judge_dry_run=True)
+    assert lmeval._metadata_from(ours, ["--metadata", '{"judge_backend": "openai"}']) == {
+        "judge_backend": "openai", "judge_dry_run": True}
