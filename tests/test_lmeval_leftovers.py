@@ -246,3 +246,56 @@ def test_halt_eval_run_passes_judge_dry_run_as_metadata():
     ours = argparse.Namespace(corpus=None, data_dir=None, judge_dry_run=True)
     assert lmeval._metadata_from(ours, ["--metadata", '{"judge_backend": "openai"}']) == {
         "judge_backend": "openai", "judge_dry_run": True}
+
+
+# ------------------------------------------------------------------ task folder conventions
+
+def _task_folders():
+    from pathlib import Path
+
+    from halt_eval.lmeval import tasks_path
+
+    return sorted(p for p in Path(tasks_path()).glob("halt_*") if p.is_dir())
+
+
+def test_every_task_folder_has_a_readme_naming_its_tasks_data_prompt_and_changelog():
+    folders = _task_folders()
+    assert {f.name for f in folders} == {"halt_bio", "halt_code", "halt_math", "halt_med"}
+    for folder in folders:
+        readme = (folder / "README.md").read_text(encoding="utf-8")
+        for section in ("**What it measures.**", "**Data and license.**", "**Prompt.**",
+                        "**Reasoning models.**", "## Changelog", "Tags:"):
+            assert section in readme, f"{folder.name}/README.md lacks {section}"
+        for yaml_path in folder.glob("*.yaml"):
+            assert f"`{yaml_path.stem}`" in readme, f"{folder.name}/README.md does not name {yaml_path.stem}"
+
+
+def test_every_task_has_tags_lm_eval_indexes_and_the_code_tasks_explain_unsafe_code():
+    import yaml
+    from lm_eval.tasks import TaskManager
+
+    from halt_eval.lmeval import tasks_path
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    expected: dict[str, set[str]] = {}
+    for folder in _task_folders():
+        for path in folder.glob("*.yaml"):
+            text = path.read_text(encoding="utf-8")
+            cfg = yaml.load(text, Loader=Loader)
+            assert cfg.get("tag"), f"{path.name} has no tag"
+            assert not any(t.startswith("halt_") for t in cfg["tag"])
+            for t in cfg["tag"]:
+                expected.setdefault(t, set()).add(cfg["task"])
+            assert "max_gen_toks=4096" in text, f"{path.name}: no generation-length note for reasoning models"
+            if folder.name == "halt_code":
+                assert "unsafe_code" not in cfg  # the sandbox is why; the comment says so
+                assert "`unsafe_code: true`" in text and "bubblewrap sandbox" in text
+    assert set(expected["code_generation"]) == {"halt_code", "halt_code_apps", "halt_code_humaneval",
+                                                "halt_code_mbppplus"}
+    manager = TaskManager(include_path=tasks_path(), include_defaults=False)
+    for tag, tasks in expected.items():
+        assert tag in manager.all_tags, tag
+        assert set(manager.task_index[tag].tags) == tasks, tag  # a tag entry lists its tasks
