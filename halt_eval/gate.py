@@ -548,8 +548,9 @@ def _run_json(run: Run) -> dict[str, Any]:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``halt-eval gate`` options."""
-    parser.epilog = ("Samples are paired by (task, document id); a metric fails when its whole paired "
-                     "bootstrap interval lies past the allowed drop.\n"
+    parser.epilog = ("Samples are paired by (task, document id, sample index); a document's samples "
+                     "count once, by their mean, and documents are resampled. A metric fails when "
+                     "its whole paired bootstrap interval lies past the allowed drop.\n"
                      "Exit codes: 0 pass, 1 regression, 2 bad input, unpaired runs or rows scored "
                      "under different rules versions.")
     parser.add_argument("--baseline", required=True, metavar="RUN",
