@@ -299,3 +299,50 @@ def test_every_task_has_tags_lm_eval_indexes_and_the_code_tasks_explain_unsafe_c
     for tag, tasks in expected.items():
         assert tag in manager.all_tags, tag
         assert set(manager.task_index[tag].tags) == tasks, tag  # a tag entry lists its tasks
+
+
+# ------------------------------------------------------------------ gate on lm-eval repeats runs
+
+def test_gate_pairs_two_lmeval_repeats_4_runs_and_compares_lmevals_own_task_means(tmp_path):
+    """Two halt-replay runs of halt_math_gsm8k_k4 (4 samples per problem), written as lm-eval's
+    --log_samples writes them; the gate pairs them by (task, id, sample) and its task statistic
+    is lm-eval's (the mean over problems of each problem's mean over samples)."""
+    import json
+
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from halt_eval import lmeval
+    from halt_eval.gate import gate
+    from halt_eval.runs import load_run
+
+    right = "16 - 3 - 4 = 9 eggs are left. 9 * 2 = 18. The answer is \\boxed{18}."
+    wrong = "16 - 3 - 4 = 9 eggs are left. 9 * 2 = 19. The answer is \\boxed{19}."
+    lmeval._replay_class()
+
+    def run(name, answers):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"task": "halt_math_gsm8k_k4", "doc_id": d, "responses": r}) + "\n"
+                                for d, r in enumerate(answers)))
+        manager = TaskManager(include_path=lmeval.tasks_path(), include_defaults=False)
+        out = lm_eval.simple_evaluate(model="halt-replay", model_args=f"path={path}",
+                                      tasks=["halt_math_gsm8k_k4"], task_manager=manager, limit=2,
+                                      bootstrap_iters=0, log_samples=True)
+        folder = tmp_path / name / "model"
+        folder.mkdir(parents=True)
+        samples = out["samples"]["halt_math_gsm8k_k4"]
+        (folder / "samples_halt_math_gsm8k_k4_2026-11-29T10-00-00.000001.jsonl").write_text(
+            "".join(json.dumps(s, default=str) + "\n" for s in samples))
+        return folder, out["results"]["halt_math_gsm8k_k4"]
+
+    base_dir, base_res = run("base", [[right, wrong, wrong, wrong], [wrong, wrong, right, wrong]])
+    cand_dir, cand_res = run("cand", [[right, right, right, wrong], [wrong, wrong, right, wrong]])
+    base, cand = load_run(base_dir), load_run(cand_dir)
+    assert base.n_samples == cand.n_samples == 8  # every generation is a row
+    [task] = gate(base, cand, resamples=200)
+    assert task.n_pairs == 8 and task.n_documents == 2
+    metrics = {m.metric: m for m in task.metrics}
+    for key in ("correctness", "f1"):
+        assert metrics[key].baseline == pytest.approx(base_res[f"{key},halt"])
+        assert metrics[key].candidate == pytest.approx(cand_res[f"{key},halt"])
+    assert metrics["correctness"].change > 0
