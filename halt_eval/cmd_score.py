@@ -62,6 +62,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "the span's length is recorded in each row's evidence")
     parser.add_argument("--reasoning-delimiters", metavar="OPEN,CLOSE",
                         help="the reasoning span's delimiters (default: <think>,</think>)")
+    parser.add_argument("--natural-abstention", action="store_true",
+                        help="also detect abstention in the model's own words (\"I don't know\", "
+                             "\"I'm not sure about ...\"; phrase list in halt_eval.abstain): recorded "
+                             "in each row's evidence and counted in the summary apart from the "
+                             "marker's abstention; scores do not change")
     parser.add_argument("--corpus", metavar="PATH",
                         help="bio/med reference corpus: FActScore SQLite (documents(title, text)) "
                              "or JSONL of {title, text}")
@@ -75,6 +80,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "local Ray instance, with `auto` or HOST:PORT connect to a running one "
                              "(rows are those of a run without --ray; see docs/ray.md). Needs "
                              "pip install 'halt-eval[ray]'")
+    parser.add_argument("--judge-dry-run", action="store_true",
+                        help="print how many LLM calls and prompt tokens (estimated as "
+                             "characters / 4) scoring would take, without calling the LLM or "
+                             "writing -o; needs --judge-backend; the embedded judge still runs "
+                             "to find what it leaves undecided (--summary-json gets the plan)")
     from halt_eval.judges.llm import add_cli_arguments
 
     add_cli_arguments(parser)
@@ -93,6 +103,39 @@ def _judge_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.corpus:
         kwargs["corpus"] = args.corpus
     return kwargs
+
+
+def _dry_run(args: argparse.Namespace, scorer: Any, records: list[Any], bad: int) -> int:
+    """``--judge-dry-run``: the plan of LLM calls, nothing sent, ``-o`` untouched."""
+    from halt_eval.judge_plan import dry_run, format_plan
+
+    try:
+        plan = dry_run(scorer, records, batch_size=args.batch_size)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(format_plan(plan))
+    if args.summary_json:
+        try:
+            Path(args.summary_json).write_text(json.dumps({"judge_dry_run": plan}, indent=2) + "\n",
+                                               encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot write --summary-json {args.summary_json}: {e.strerror or e}") from None
+    return 1 if bad else 0
+
+
+def natural_abstention_summary(rows) -> dict[str, Any]:
+    """Natural abstention (``halt_eval.abstain``) counted apart from the marker's: answers
+    declining in their own words, how many of them also hold the marker (or give nothing, the
+    marker's ``abstained``), and how many abstain by the marker only."""
+    from halt_eval.abstain import of_row
+
+    natural = [of_row(r.evidence) for r in rows]
+    marker = [r.abstained for r in rows]
+    n = sum(natural)
+    return {"n": n, "rate": n / len(rows) if rows else None,
+            "with_marker": sum(a and b for a, b in zip(natural, marker)),
+            "without_marker": sum(a and not b for a, b in zip(natural, marker)),
+            "marker_only": sum(b and not a for a, b in zip(natural, marker))}
 
 
 def _done_ids(path: Path) -> set[str]:
@@ -242,7 +285,8 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(f"--reasoning-delimiters: {e}") from None
     config = ScoreConfig(markers=DEFAULT_MARKERS + tuple(args.marker), n_desired=args.n_desired,
-                         reasoning=args.reasoning, reasoning_delimiters=delimiters)
+                         reasoning=args.reasoning, reasoning_delimiters=delimiters,
+                         natural_abstention=args.natural_abstention)
     try:
         scorer = Scorer.for_domain(
             args.domain, config=config, judge_kwargs=_judge_kwargs(args),
@@ -258,7 +302,7 @@ def _run(args: argparse.Namespace) -> int:
 
         try:
             cluster = RayScoring(ScorerOptions(
-                domain=args.domain, markers=config.markers, n_desired=args.n_desired,
+                domain=args.domain, config=config,
                 judge_kwargs=_judge_kwargs(args), llm=options_from_args(args).to_dict()),
                 address=args.ray or None)
         except RayUnavailable as e:
@@ -304,6 +348,8 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
             raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
     if n_read == 0:
         raise UsageError(f"no records in {', '.join(map(str, args.inputs))}: nothing to score")
+    if args.judge_dry_run:
+        return _dry_run(args, scorer, records, bad)
 
     fh = _open_output(out_path, args.resume)
     with fh:
@@ -339,11 +385,19 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
                     "splitter": f"{scorer.splitter.name}@{scorer.splitter.version}",
                     "n_desired": scorer.n_desired_mode, "rules_version": RULES_VERSION,
                     "judge_spec": scorer.spec()})
+    if args.natural_abstention:
+        summary["natural_abstention"] = natural_abstention_summary(rows)
     stats = getattr(scorer.judge, "stats", None)  # the LLM judge's call counts
     if stats is not None:
         # On Ray the calls were made by the workers' judges, not this one.
         summary["judge_stats"] = (cluster.stats or {}) if cluster else (stats() if callable(stats) else stats)
     print(format_summary(summary))
+    if "natural_abstention" in summary:
+        na = summary["natural_abstention"]
+        print(f"  natural abstention {na['rate']:.4f}  ({na['n']} answers in their own words: "
+              f"{na['with_marker']} also with the marker, {na['without_marker']} without; "
+              f"{na['marker_only']} with the marker only)" if na["rate"] is not None else
+              "  natural abstention n/a")
     if summary.get("judge_stats", {}).get("note"):  # e.g. the knowledge source was unreachable
         print(f"  note               {summary['judge_stats']['note']}")
     if args.summary_json:

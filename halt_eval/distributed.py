@@ -68,15 +68,14 @@ class ScorerOptions:
 
     Attributes:
         domain: Domain name (or ``module:ATTR``, importable on every node).
-        markers: Abstention markers.
-        n_desired: Completeness mode, or ``None`` for the domain's.
+        config: The driver's ``ScoreConfig`` (markers, completeness mode, reasoning span,
+            natural abstention): every scoring option travels, so rows match a local run.
         judge_kwargs: The domain judge's options (``--judge-arg``, ``--corpus``).
         llm: LLM judge options (``LLMOptions.to_dict()``).
     """
 
     domain: str
-    markers: tuple[str, ...]
-    n_desired: str | None = None
+    config: ScoreConfig = field(default_factory=ScoreConfig)
     judge_kwargs: Mapping[str, Any] = field(default_factory=dict)
     llm: Mapping[str, Any] = field(default_factory=dict)
 
@@ -95,7 +94,7 @@ class ScorerOptions:
         if cpus and per_cpu and "workers" not in kwargs and "workers" not in record.judge_kwargs:
             kwargs["workers"] = max(1, int(per_cpu * cpus))
         return Scorer.for_domain(self.domain, judge_kwargs=kwargs, llm=dict(self.llm),
-                                 config=ScoreConfig(markers=tuple(self.markers), n_desired=self.n_desired))
+                                 config=self.config)
 
 
 #: This process's scorers, by ``ScorerOptions.key()``, least recently used first: built on a

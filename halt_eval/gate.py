@@ -1,10 +1,11 @@
 """``halt-eval gate``: fail a candidate run that scores worse than a baseline, with confidence.
 
-Samples are paired by ``(task, id)``; both runs must hold exactly the same tasks and documents.
-For each task and metric, documents are resampled with replacement (the same draw for both
-runs, so the pairing is kept) and the candidate-minus-baseline change of the task statistic is
-recomputed on each resample; the percentile interval of those changes is the paired bootstrap
-confidence interval.
+Samples are paired by ``(task, id, sample)``; both runs must hold exactly the same tasks,
+documents and samples. A document with several samples (lm-eval ``repeats``) counts once: its
+value is the mean over its samples, as lm-eval's per-document value is. For each task and
+metric, documents are resampled with replacement (the same draw for both runs, so the pairing
+is kept) and the candidate-minus-baseline change of the task statistic is recomputed on each
+resample; the percentile interval of those changes is the paired bootstrap confidence interval.
 
 A metric *regresses* when its whole interval lies below ``-max_drop`` (for ``abstention_rate``,
 where lower is better, above ``+max_drop``): the drop is larger than the margin with the chosen
@@ -86,8 +87,8 @@ class MetricResult:
         ci: Paired bootstrap interval of ``change`` at the gate's confidence.
         max_drop: Allowed drop, or ``None`` when the metric is not gated.
         status: ``pass``, ``possible drop``, ``regression``, ``not gated`` or ``undefined``.
-        undefined_baseline: Baseline samples where the per-sample value is undefined.
-        undefined_candidate: Candidate samples where it is undefined.
+        undefined_baseline: Baseline documents where the per-document value is undefined.
+        undefined_candidate: Candidate documents where it is undefined.
     """
 
     metric: str
@@ -108,6 +109,8 @@ class TaskResult:
     task: str
     n_pairs: int
     metrics: tuple[MetricResult, ...]
+    #: Paired documents (``n_pairs`` counts paired samples; more with several per document).
+    n_documents: int = 0
 
 
 def parse_max_drop(text: str) -> dict[str, float]:
@@ -135,9 +138,35 @@ def parse_max_drop(text: str) -> dict[str, float]:
     return out
 
 
+def _documents(rows: Sequence[ScoredResponse]) -> list[list[int]]:
+    """Row indices grouped by document id, documents in order of their first row."""
+    docs: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        docs.setdefault(r.response.id, []).append(i)
+    return list(docs.values())
+
+
 def _columns(rows: Sequence[ScoredResponse]) -> dict[str, stats.Columns]:
-    """Per-sample ``(numerator, denominator)`` of each gated metric (``Metric.columns``)."""
-    return {name: m.columns(rows) for name, m in QUALITY_METRICS.items()}
+    """Per-document ``(numerator, denominator)`` of each gated metric.
+
+    With one row per document these are the rows' ``Metric.columns``. With several samples
+    per document (lm-eval ``repeats``, or score rows naming a ``sample``), a document's value is
+    the mean over its samples (over those where it is defined; undefined when none is), as
+    ``halt_eval.lmeval.process_results`` computes it, so the task statistic is lm-eval's mean
+    over documents; ``micro_correctness`` pools the document's fragments. Documents, not
+    samples, are the bootstrap's unit: a document's samples are not independent.
+    """
+    groups = _documents(rows)
+    out = {}
+    for name, m in QUALITY_METRICS.items():
+        num, den = m.columns(rows)
+        if len(groups) < len(rows):
+            num = np.array([num[g].sum() for g in groups], dtype=float)
+            den = np.array([den[g].sum() for g in groups], dtype=float)
+            if m.aggregation != "pooled_ratio":
+                num, den = np.nan_to_num(stats.ratio(num, den)), (den > 0).astype(float)
+        out[name] = (num, den)
+    return out
 
 
 def paired_bootstrap(base: Mapping[str, stats.Columns], cand: Mapping[str, stats.Columns], *,
@@ -163,20 +192,22 @@ def paired_bootstrap(base: Mapping[str, stats.Columns], cand: Mapping[str, stats
 def compare_task(task: str, base_rows: Sequence[ScoredResponse],
                  cand_rows: Sequence[ScoredResponse], *, max_drop: Mapping[str, float],
                  confidence: float, resamples: int, rng: np.random.Generator) -> TaskResult:
-    """Compare one task's paired rows (same documents, same order)."""
+    """Compare one task's paired rows (same documents and samples, same order); the
+    statistics and the resampling are per document (``_columns``)."""
     base, cand = _columns(base_rows), _columns(cand_rows)
+    n_docs = len(_documents(base_rows))
     diffs = paired_bootstrap(base, cand, resamples=resamples, rng=rng)
     results = []
     for m, metric in QUALITY_METRICS.items():
         b, c = stats.point(base[m]), stats.point(cand[m])
-        # Per-sample undefined counts apply to means of defined values, not pooled ratios.
+        # Per-document undefined counts apply to means of defined values, not pooled ratios.
         per_sample = metric.aggregation == "mean_defined"
         undef_b = int((base[m][1] == 0).sum()) if per_sample else 0
         undef_c = int((cand[m][1] == 0).sum()) if per_sample else 0
         drop = max_drop.get(m)
         # Resamples where either statistic is undefined drop out; one pair resamples to
         # itself, so its "interval" would be a point, not a confidence bound.
-        ci = stats.percentile_interval(diffs[m], confidence) if len(base_rows) >= 2 else None
+        ci = stats.percentile_interval(diffs[m], confidence) if n_docs >= 2 else None
         if b is None or c is None or ci is None:
             results.append(MetricResult(m, b, c, None, None, drop, "undefined", undef_b, undef_c))
             continue
@@ -189,7 +220,7 @@ def compare_task(task: str, base_rows: Sequence[ScoredResponse],
             best, est = max(sign * lo, sign * hi), sign * change
             status = "regression" if best < -drop else "possible drop" if est < -drop else "pass"
         results.append(MetricResult(m, b, c, change, (lo, hi), drop, status, undef_b, undef_c))
-    return TaskResult(task, len(base_rows), tuple(results))
+    return TaskResult(task, len(base_rows), tuple(results), n_docs)
 
 
 def check_rules_versions(baseline: Run, candidate: Run) -> str:
@@ -440,12 +471,14 @@ def to_markdown(baseline: Run, candidate: Run, results: Sequence[TaskResult], *,
     code = exit_code(results)
     head = "\u274c regression" if code == EXIT_REGRESSION else "\u2705 pass"
     n_pairs = sum(t.n_pairs for t in results)
+    n_docs = sum(t.n_documents for t in results)
+    of_docs = f" of {n_docs:,} documents" if n_docs != n_pairs else ""
     pct = f"{confidence * 100:g}%"
     lines = [
         f"## halt-eval gate: {head}",
         "",
         f"Baseline {_code(baseline.name)} vs candidate {_code(candidate.name)}: "
-        f"{len(results)} task(s), {n_pairs:,} paired samples. Paired bootstrap over documents, "
+        f"{len(results)} task(s), {n_pairs:,} paired samples{of_docs}. Paired bootstrap over documents, "
         f"{resamples:,} resamples, seed {seed}; a metric regresses when its whole {pct} interval "
         "lies past the allowed drop.",
         "",
@@ -464,7 +497,7 @@ def to_markdown(baseline: Run, candidate: Run, results: Sequence[TaskResult], *,
                          f"| {_fmt(m.change, True)} | {ci} | {drop} | {_ICON[m.status]} |")
             if m.undefined_baseline or m.undefined_candidate:
                 notes.append(f"- {_cell(t.task)} {m.metric}: undefined for {m.undefined_baseline} "
-                             f"baseline and {m.undefined_candidate} candidate sample(s) of {t.n_pairs} "
+                             f"baseline and {m.undefined_candidate} candidate document(s) of {t.n_documents} "
                              "(nothing given, or the needed count unknown); each run's mean leaves "
                              "its own out.")
     if notes:
@@ -500,7 +533,7 @@ def to_json(baseline: Run, candidate: Run, results: Sequence[TaskResult], *,
         "resamples": resamples,
         "seed": seed,
         "tasks": [
-            {"task": t.task, "n_pairs": t.n_pairs,
+            {"task": t.task, "n_pairs": t.n_pairs, "n_documents": t.n_documents,
              "metrics": [{**asdict(m), "ci": list(m.ci) if m.ci else None} for m in t.metrics]}
             for t in results
         ],
@@ -515,8 +548,9 @@ def _run_json(run: Run) -> dict[str, Any]:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``halt-eval gate`` options."""
-    parser.epilog = ("Samples are paired by (task, document id); a metric fails when its whole paired "
-                     "bootstrap interval lies past the allowed drop.\n"
+    parser.epilog = ("Samples are paired by (task, document id, sample index); a document's samples "
+                     "count once, by their mean, and documents are resampled. A metric fails when "
+                     "its whole paired bootstrap interval lies past the allowed drop.\n"
                      "Exit codes: 0 pass, 1 regression, 2 bad input, unpaired runs or rows scored "
                      "under different rules versions.")
     parser.add_argument("--baseline", required=True, metavar="RUN",

@@ -19,6 +19,12 @@ Judge options (keys of ``--metadata`` or task metadata, else the environment):
 ``reasoning`` (``answer`` by default: score what follows a ``<think>...</think>`` span;
 ``reasoning``: score the span; ``keep``) and ``reasoning_delimiters`` (``"OPEN,CLOSE"``)
 choose what of a reasoning model's answer is scored (``halt_eval.reasoning``).
+``natural_abstention`` (``true``) also detects abstention in the model's own words
+(``halt_eval.abstain``), recorded in each row's evidence, apart from the marker's ``abstained``.
+``judge_dry_run`` (``true``; ``halt-eval run --judge-dry-run``) prints, when a task's answers
+are first judged, the LLM calls and estimated prompt tokens judging them would take
+(``halt_eval.judge_plan``), then ends the run (``JudgeDryRun``, exit 0) with nothing judged
+and no results written: with several tasks, the first task's plan is printed.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ ENV_OPTIONS = {
 }
 #: Scoring options read from task metadata (besides ``ENV_OPTIONS``).
 METADATA_OPTIONS = ("n_desired", "markers", "judge_kwargs", "reasoning", "reasoning_delimiters",
-                    "best_of")
+                    "best_of", "natural_abstention", "judge_dry_run")
 
 
 def tasks_path() -> str:
@@ -137,6 +143,7 @@ def scorer_for(domain: str, options: Mapping[str, Any]):
         n_desired=options.get("n_desired"),
         reasoning=options.get("reasoning") or "answer",
         reasoning_delimiters=parse_delimiters(options.get("reasoning_delimiters")),
+        natural_abstention=_flag(options.get("natural_abstention", False)),
     )
     llm = {field: options[key] for key, field in llm_option_keys().items() if options.get(key) is not None}
     llm["backend"] = llm.get("backend") or "none"
@@ -183,6 +190,18 @@ def fewshot_target(doc: Mapping[str, Any]) -> str:
                      f"{', '.join(record.reference_text) or 'none'}); run it with --num_fewshot 0")
 
 
+class JudgeDryRun(SystemExit):
+    """Ends an lm-eval run after printing the judge's plan (``judge_dry_run``); exit code 0.
+
+    Attributes:
+        plan: ``halt_eval.judge_plan.dry_run``'s plan, with the task name under ``task``.
+    """
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        super().__init__(0)
+        self.plan = plan
+
+
 class ScoredRows(list):
     """One document's scored rows (JSON text, one per generation), filled when first read.
 
@@ -223,6 +242,17 @@ class _Batch:
         first = docs[0]
         options = json.loads(first.get("options") or "{}")
         scorer = scorer_for(options.get("domain") or first["domain"], options)
+        if _flag(options.get("judge_dry_run", False)):
+            import sys
+
+            from halt_eval.judge_plan import dry_run, format_plan
+
+            try:
+                plan = {"task": first["task"], **dry_run(scorer, [r for _, _, r in items])}
+            except ValueError as e:
+                raise ValueError(f"task {first['task']!r}: {e} (in --metadata)") from None
+            print(f"{first['task']}: " + format_plan(plan), file=sys.stderr)
+            raise JudgeDryRun(plan)
         step = 32  # rows per judge call: enough for batching, small enough for a live bar
         with tqdm(total=len(items), desc=f"judging {first['task']}", unit="answer") as bar:
             for start in range(0, len(items), step):
@@ -269,7 +299,7 @@ def best_of_k(values: Sequence[float], k: int) -> float:
     return sum(comb(i, k - 1) * v for i, v in enumerate(vals) if i >= k - 1) / total
 
 
-def _per_prompt(values: list[dict[str, Any]]) -> dict[str, Any]:
+def per_prompt(values: list[dict[str, Any]]) -> dict[str, Any]:
     """One document's metric values from those of its samples: the mean over samples
     (NaN-aware for the ratio metrics), ``micro_correctness`` pooled ``[n_correct, n_given]``."""
     from math import isnan, nan
@@ -313,7 +343,7 @@ def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str,
                            "task YAML must keep the 'halt' filter (halt_utils.score_filter)")
     where = f"{doc.get('task')} doc {doc.get('id')}"
     values = [row_values(ScoredResponse.from_dict(p, where=where)) for p in parsed]
-    out = _per_prompt(values)
+    out = per_prompt(values)
     k = json.loads(doc.get("options") or "{}").get("best_of")
     if k not in (None, ""):
         for key in BEST_OF_METRICS:
@@ -450,6 +480,9 @@ def run_cli(argv: Sequence[str]) -> int:
     add_cli_arguments(parser)
     parser.add_argument("--corpus", help="reference corpus for bio/med (FActScore SQLite or JSONL)")
     parser.add_argument("--data-dir", help="local data directory (default: $HALT_DATA_DIR)")
+    parser.add_argument("--judge-dry-run", action="store_true",
+                        help="print the LLM calls and estimated prompt tokens judging would "
+                             "take (the first task's), then stop: nothing judged or written")
     parser.add_argument("--bootstrap-iters", type=int, metavar="N",
                         help="resamples for lm-eval's bootstrap standard errors (lm-eval's default "
                              "100000 takes seconds per metric; 0 turns them off)")
@@ -517,7 +550,8 @@ def _metadata_from(ours: argparse.Namespace, rest: list[str]) -> dict[str, Any] 
     llm, default = options_from_args(ours).to_dict(), LLMOptions().to_dict()
     extra = {key: llm.get(field) for key, field in llm_option_keys().items()
              if llm.get(field) != default.get(field)}
-    extra.update(corpus=ours.corpus, data_dir=ours.data_dir)
+    extra.update(corpus=ours.corpus, data_dir=ours.data_dir,
+                 judge_dry_run=True if getattr(ours, "judge_dry_run", False) else None)
     extra = {k: v for k, v in extra.items() if v not in (None, "")}
     if not extra and not given:
         return None

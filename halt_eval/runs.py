@@ -257,23 +257,28 @@ def _read_rows(f: Path, *, default_task: str) -> tuple[list[ScoredResponse] | No
                 raise RunError(f"{where}: neither 'task' nor 'domain' is set")
             rows.append(scored)
         if from_lmeval:
-            _check_sample_values(obj, rows[first], where)
+            _check_sample_values(obj, rows[first:], where)
     return rows, from_lmeval
 
 
-def _check_sample_values(sample: Mapping[str, Any], row: ScoredResponse, where: str) -> None:
+def _check_sample_values(sample: Mapping[str, Any], rows: Sequence[ScoredResponse], where: str) -> None:
     """The metric values lm-eval wrote at the top of a sample (what ``process_results``
-    returned for its first row) must be possible and, under the current rules, the row's own.
+    returned for its rows: with several samples per document their per-document mean,
+    ``halt_eval.lmeval.per_prompt``) must be possible and, under the current rules, the rows' own.
 
     Raises:
         RunError: A value is not a number, is infinite, is NaN where the row's value is
             defined, lies outside its range, or differs from the row's; names ``where``.
     """
+    from halt_eval.catalogue import row_values
+    from halt_eval.lmeval import per_prompt
+
+    expected = per_prompt([row_values(r) for r in rows])
+    same_rules = all(r.rules_version == RULES_VERSION for r in rows)
     for metric in METRICS.values():
         if metric.name not in sample:
             continue
-        problem = _value_problem(metric, sample[metric.name], metric.lmeval_value(row),
-                                 row.rules_version == RULES_VERSION)
+        problem = _value_problem(metric, sample[metric.name], expected[metric.name], same_rules)
         if problem:
             raise RunError(f"{where}: lm-eval sample value {metric.name!r} {problem}")
 

@@ -51,6 +51,9 @@ class ScoreConfig:
             it); see ``halt_eval.reasoning``. A found span is recorded in the row's evidence
             under ``"reasoning"`` (mode, length in characters, closed, span).
         reasoning_delimiters: The span's opening and closing delimiters.
+        natural_abstention: Also detect abstention in the model's own words ("I don't
+            know", ...; ``halt_eval.abstain``) and record it in the row's evidence under
+            ``"natural_abstention"``; ``abstained`` stays the marker's.
     """
 
     markers: tuple[str, ...] = DEFAULT_MARKERS
@@ -58,6 +61,7 @@ class ScoreConfig:
     max_answer_chars: int = MAX_ANSWER_CHARS
     reasoning: str = "answer"
     reasoning_delimiters: tuple[str, str] = DEFAULT_DELIMITERS
+    natural_abstention: bool = False
 
     def __post_init__(self) -> None:
         check_mode(self.reasoning)
@@ -124,9 +128,12 @@ class Scorer:
     def spec(self) -> dict[str, Any]:
         """What decided the verdicts: the judge's and the splitter's specs, the domain and the
         completeness mode. Every scored row carries it."""
-        return {"domain": self.domain.name, "judge": spec_of(self.judge),
+        spec = {"domain": self.domain.name, "judge": spec_of(self.judge),
                 "splitter": spec_of(self.splitter), "n_desired": self.n_desired_mode,
                 "markers": list(self.config.markers)}
+        if self.config.natural_abstention:
+            spec["natural_abstention"] = True
+        return spec
 
     def score(self, responses: Sequence[Response]) -> list[ScoredResponse]:
         """Score a batch. Never raises over one bad response: it gets an ``error``."""
@@ -242,6 +249,15 @@ class Scorer:
         if self.domain.kind == "dependent":
             verdicts = apply_dependent_rule(verdicts)
         abstained = cut.marker_offset is not None or not frags
+        evidence = dict(judgement.evidence)
+        if reasoning is not None:
+            evidence["reasoning"] = reasoning
+        if self.config.natural_abstention:
+            from halt_eval.abstain import detect
+
+            found = detect(r.text[: self.config.max_answer_chars])
+            if found is not None:
+                evidence["natural_abstention"] = found
         return ScoredResponse(
             response=r,
             fragments=tuple(frags),
@@ -251,8 +267,7 @@ class Scorer:
             solved=judgement.solved,
             coverage=judgement.coverage,
             marker_offset=cut.marker_offset,
-            evidence=judgement.evidence if reasoning is None else {**judgement.evidence,
-                                                                   "reasoning": reasoning},
+            evidence=evidence,
             error=judgement.error,
             judge_spec=spec,
         )

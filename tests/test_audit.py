@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LabelJudge, toy_domain
+from conftest import toy_domain
 from halt_eval.audit import (
     AuditSet,
     LabelledItem,

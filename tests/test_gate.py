@@ -238,3 +238,56 @@ def test_rows_of_a_repeated_document_pair_by_sample_index(tmp_path, capsys):
     fewer = write_jsonl(tmp_path / "fewer.jsonl", rows)
     assert _gate(tmp_path, base, fewer)[0] == 2
     assert "1 document id(s) only in the baseline ('0' sample 1)" in capsys.readouterr().err
+
+
+def test_runs_with_four_samples_per_document_pair_by_sample_and_compare_document_means(tmp_path):
+    # Three documents of four samples each (lm-eval repeats: 4). Document "a" leaves one sample
+    # undefined (nothing given), so the mean over defined samples (5/11) and the mean of the
+    # per-document means ((1 + 0 + 0.5) / 3) differ; the gate must compare the latter, as
+    # lm-eval's per-document values do, and resample documents, not samples.
+    from halt_eval.catalogue import row_values
+    from halt_eval.lmeval import per_prompt
+
+    def run(b_labels):
+        labels = {"a": [["correct"]] * 3 + [[]], "b": [b_labels] * 4, "c": [["correct", "incorrect"]] * 4}
+        return {d: [{**scored_row(d, ls, n_desired=2), "sample": s} for s, ls in enumerate(per)]
+                for d, per in labels.items()}
+
+    base, cand = run(["incorrect"]), run(["correct"])
+    flat = lambda docs: [r for rows in docs.values() for r in rows]  # noqa: E731
+    b = write_jsonl(tmp_path / "base.jsonl", flat(base))
+    # the same rows in another order pair by (task, id, sample): no change at all
+    same = write_jsonl(tmp_path / "same.jsonl", flat(base)[::-1])
+    code, verdict = _gate(tmp_path, b, same)
+    task = verdict["tasks"][0]
+    assert code == 0 and task["n_pairs"] == 12 and task["n_documents"] == 3
+    correctness = {m["metric"]: m for m in task["metrics"]}["correctness"]
+    assert correctness["baseline"] == pytest.approx(0.5)  # not 5/11, the per-sample mean
+    assert correctness["ci"] == [0.0, 0.0] and correctness["undefined_baseline"] == 0
+
+    # The candidate's document "b" turns correct: 0.5 -> (1 + 1 + 0.5) / 3, from a score JSONL
+    # and from lm-eval samples (one line per document, its four rows in filtered_resps and
+    # process_results' per-document means at the top).
+    c = write_jsonl(tmp_path / "cand.jsonl", flat(cand))
+    model_dir = tmp_path / "lmeval" / "model"
+    samples = []
+    for i, (doc_id, rows) in enumerate(cand.items()):
+        top = per_prompt([row_values(ScoredResponse.from_dict(r)) for r in rows])
+        doc = {"id": doc_id, "task": "halt_bio", "domain": "bio", "prompt": rows[0]["prompt"],
+               "reference": json.dumps(rows[0]["reference"])}
+        samples.append({"doc_id": i, "doc": doc, "target": "", "resps": [[r["response"] for r in rows]],
+                        "filtered_resps": [json.dumps({k: v for k, v in r.items() if k != "sample"})
+                                           for r in rows], **top})
+    write_jsonl(model_dir / "samples_halt_bio_2026-11-26T10-00-00.000001.jsonl", samples)
+    for candidate in (c, model_dir):
+        code, verdict = _gate(tmp_path, b, candidate, "--max-drop", "correctness=0.02")
+        task = verdict["tasks"][0]
+        metric = {m["metric"]: m for m in task["metrics"]}["correctness"]
+        assert code == 0 and task["n_pairs"] == 12 and task["n_documents"] == 3
+        assert metric["candidate"] == pytest.approx(2.5 / 3) and metric["change"] == pytest.approx(2.5 / 3 - 0.5)
+        # three documents resampled: only "b" changes (by 1), so every resampled change is a
+        # multiple of 1/3, never a fraction of twelve samples
+        assert all(abs(end * 3 - round(end * 3)) < 1e-9 for end in metric["ci"])
+    # a sample missing in the candidate is unpaired
+    fewer = write_jsonl(tmp_path / "fewer.jsonl", flat(cand)[:-1])
+    assert _gate(tmp_path, b, fewer)[0] == 2

@@ -15,6 +15,7 @@ from conftest import ROOT
 from halt_eval.cli import main
 from halt_eval.distributed import RayScoring, ScorerOptions, merge_stats, scorer_for
 from halt_eval.domains import Domain
+from halt_eval.score import ScoreConfig
 from halt_eval.split import DEFAULT_MARKERS
 from halt_eval.types import Judgement, Response, Verdict
 
@@ -142,13 +143,13 @@ def test_an_in_process_vllm_judge_is_refused_on_ray(tmp_path, capsys):
 
 
 def test_a_worker_builds_its_scorer_once_per_options_with_a_pool_per_task_cpu():
-    options = ScorerOptions(domain="math", markers=DEFAULT_MARKERS)
+    options = ScorerOptions(domain="math")
     first = scorer_for(options)
-    assert scorer_for(ScorerOptions(domain="math", markers=DEFAULT_MARKERS)) is first
+    assert scorer_for(ScorerOptions(domain="math")) is first
     assert first.judge.workers == 1  # one sympy worker for the task's one CPU
-    other = scorer_for(ScorerOptions(domain="math", markers=DEFAULT_MARKERS + ("I stop",)))
+    other = scorer_for(ScorerOptions(domain="math", config=ScoreConfig(markers=DEFAULT_MARKERS + ("I stop",))))
     assert other is not first and other.config.markers[-1] == "I stop"
-    named = scorer_for(ScorerOptions(domain="math", markers=DEFAULT_MARKERS, judge_kwargs={"workers": 2}))
+    named = scorer_for(ScorerOptions(domain="math", judge_kwargs={"workers": 2}))
     assert named.judge.workers == 2
 
 
@@ -182,7 +183,7 @@ def test_batches_come_back_in_order_each_once_those_before_it_are_done(ray_2cpu)
     def answer(rid, sleep):
         return Response(id=rid, domain=SLEEPY, prompt="", text="One. Two.", reference={"sleep": sleep})
 
-    scoring = RayScoring(ScorerOptions(domain="test_ray:SLEEPY", markers=DEFAULT_MARKERS))
+    scoring = RayScoring(ScorerOptions(domain="test_ray:SLEEPY"))
     list(scoring.map([[answer("warm-up", 0)], [answer("warm-up 2", 0)]]))  # the workers import this file
     start, seen = time.monotonic(), []
     for scored in scoring.map([[answer("a", 2)], [answer("b", 0)], [answer("c", 8)]]):

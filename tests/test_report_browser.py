@@ -56,7 +56,7 @@ def test_the_page_draws_its_table_plots_and_coloured_fragments(report):
     assert dom.count('<svg class="plot"') == 2 and dom.count('<g class="point"') == 4
     assert dom.count("<article") == 8  # every sample fits on the first page
     for label in ("correct", "incorrect", "unverifiable"):
-        assert f'<mark class="frag {label}"' in dom and f'<details class="frag"' in dom
+        assert f'<mark class="frag {label}"' in dom and '<details class="frag"' in dom
     assert re.search(r'<span class="abstained-text">Unsure from Here I would guess 1815\.</span>', dom)
     assert re.search(r'<body[^>]* data-script-ms="[\d.]+" data-ready-ms="[\d.]+"', dom)
 
