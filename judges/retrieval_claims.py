@@ -432,6 +432,19 @@ def _anchor(tok):
     return cur if cur.pos_ in {"VERB", "AUX"} else None
 
 
+def _subject(verb):
+    """The subject of ``verb`` (or of the clause it is coordinated with), or ``None``."""
+    cur = verb
+    for _ in range(4):
+        subj = next((c for c in cur.children if c.dep_ in {"nsubj", "nsubjpass"}), None)
+        if subj is not None:
+            return subj
+        if cur.dep_ not in {"conj", "xcomp", "advcl", "relcl", "acl"} or cur.head is cur:
+            break
+        cur = cur.head
+    return None
+
+
 def _subject_words(verb) -> set[str]:
     """Lowercased words of the subject of ``verb`` (or of the clause it is coordinated with)."""
     cur = verb
@@ -488,8 +501,9 @@ def entity_conflicts(claim_doc, sentence_docs, evidence_text: str,
 
     Conservative: the claim's nationality, place, date (year) or name must appear nowhere in
     the evidence, and an evidence sentence must give another one of the same kind in the same
-    relation (the same verb, or "be" for a nationality) about the same subject (a pronoun, a
-    word of the topic, or a word of the claim's subject). ``drop`` holds the topic's words.
+    relation (the same verb, or "be" for a nationality) about the same subject (the head word of
+    its subject is a pronoun, a word of the topic, or a word of the claim's subject). ``drop``
+    holds the topic's words.
 
     Returns:
         ``{"kind", "fact", "fact_span", "evidence", "evidence_span", "sentence", "relation"}``;
@@ -521,8 +535,11 @@ def entity_conflicts(claim_doc, sentence_docs, evidence_text: str,
                 o_verb = _anchor(other.root)
                 if o_verb is None or o_verb.lemma_.lower() != verb.lemma_.lower():
                     continue
-                o_subject = _subject_words(o_verb)
-                if not (o_subject & _PRONOUN_SUBJECTS or o_subject & (subject | drop)):
+                # the same subject: the head word of the sentence's subject is a pronoun, a word
+                # of the topic or a word of the fact's subject ("the movement" is not "the
+                # divisiveness fueled by the movement")
+                o_subject = _subject(o_verb)
+                if o_subject is None or o_subject.lower_ not in _PRONOUN_SUBJECTS | subject | drop:
                     continue
                 return {"kind": kind, "fact": text, "fact_span": [ent.start_char, ent.start_char + len(text)],
                         "evidence": other_text,
