@@ -565,7 +565,9 @@ def _variants(head, tokens: set[int], conj_home: dict[int, int]):
             for m in members:
                 drop = set().union(*(owned[o] for o in members if o != m)) | joiners
                 new.append(v - drop)
-        variants = new
+        # only the first MAX_FACTS_PER_SENTENCE are used: a run-on sentence with many
+        # coordinations would otherwise build their whole product (exponential in memory)
+        variants = new[:MAX_FACTS_PER_SENTENCE]
     variants = [w for v in variants for w in _split_preps(head, v)]
     return [w for v in variants for w in _split_nationality(head, v)]
 

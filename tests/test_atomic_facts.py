@@ -160,3 +160,14 @@ def test_facts_past_the_budget_become_one_last_piece(splitter, monkeypatch):
     assert 1 <= len(facts) <= 3 and last.span[0] in starts[1:] and last.span[1] == len(text)
     assert all(p.span[1] <= last.span[0] for p in facts)
     assert split_record(text, [p.span for p in pieces])["over_budget"] == list(last.span)
+
+
+def test_a_run_on_sentence_does_not_build_every_combination_of_its_conjuncts(splitter):
+    words = ["Ada", "Lovelace", "wrote", "notes", "about", "engines", "and", "numbers", "in", "London"]
+    doc = splitter._nlp(" ".join(words[i % 10] + (str(i) if i % 10 == 3 else "") for i in range(120)))
+    heads = af._clause_heads(doc)
+    conj_home = af._conj_homes(doc)
+    sizes = [len(af._variants(h, af._clause_tokens(h, heads), conj_home)) for h in heads]
+    # 12 coordinations multiply to thousands of token sets; only the first 16 are ever used
+    assert max(sizes) <= 4 * af.MAX_FACTS_PER_SENTENCE
+    assert len(af.sentence_facts(doc, "Ada Lovelace")) <= af.MAX_FACTS_PER_SENTENCE
