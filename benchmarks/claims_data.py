@@ -51,7 +51,8 @@ class ClaimSet:
         y: 1 for supported / entailed.
         groups: Group key per row (question, claim or topic) for grouped CV.
         units: Per-row unit for aggregate scores (FActScore: ``model|topic`` of the bio).
-        contradicted: The judge's contradiction flag per row.
+        contradicted: The judge's contradiction flag per row (numbers, polarity).
+        conflicts: The judge's entity-conflict flag per row (``entity_conflicts``).
     """
 
     name: str
@@ -60,18 +61,21 @@ class ClaimSet:
     groups: list[str]
     units: list[str] = field(default_factory=list)
     contradicted: np.ndarray | None = None
+    conflicts: np.ndarray | None = None
 
 
 def save_set(s: ClaimSet, path: Path) -> None:
     """Write a feature set to ``path`` (``.npz``)."""
     np.savez_compressed(path, name=s.name, X=s.X, y=s.y, groups=np.array(s.groups, dtype=object),
-                        units=np.array(s.units, dtype=object), contradicted=s.contradicted)
+                        units=np.array(s.units, dtype=object), contradicted=s.contradicted,
+                        conflicts=s.conflicts)
 
 
 def load_set(path: Path) -> ClaimSet:
     """Read a feature set written by ``save_set``."""
     z = np.load(path, allow_pickle=True)
-    return ClaimSet(str(z["name"]), z["X"], z["y"], list(z["groups"]), list(z["units"]), z["contradicted"])
+    return ClaimSet(str(z["name"]), z["X"], z["y"], list(z["groups"]), list(z["units"]), z["contradicted"],
+                    z["conflicts"] if "conflicts" in z.files else np.zeros(len(z["y"]), dtype=bool))
 
 
 def cached(cache: Path | None, key: str, build) -> ClaimSet:
@@ -97,7 +101,8 @@ def all_sets(data: Path, verifier, *, top_k: int, stance_limit: int | None, expe
     """Feature sets of every labelled set found under ``data`` (``cached`` when ``cache`` is set)."""
     from halt_eval.judges.retrieval_claims import FEATURES
 
-    base = f"{','.join(FEATURES)}|{judge_version}|{top_k}|{data.resolve()}"
+    # "entity": the rows carry the entity-conflict flags (older caches do not)
+    base = f"{','.join(FEATURES)}|{judge_version}|entity|{top_k}|{data.resolve()}"
     sets = {}
     for name, rows in (("kqa", kqa_rows(data)), ("stance", stance_rows(data, stance_limit)),
                        ("expertqa", expertqa_rows(data, expertqa_limit))):
@@ -213,14 +218,16 @@ def pair_set(name: str, rows: list[dict], verifier, top_k: int) -> ClaimSet:
     """Features of claim/premise pairs, the premise chunked and ranked by bm25 per claim."""
     from halt_eval.judges.retrieval_claims import retrieve
 
-    X, flags = [], []
+    X, flags, conflicts = [], [], []
     for r in rows:
         found = retrieve([r["claim"]], {"topic": "", "passages": [r["premise"]]}, top_k=top_k)
         x, d = verifier.features([r["claim"]], found.passages)
         X.append(x[0])
         flags.append(d[0]["contradicted"])
+        conflicts.append(d[0].get("entity_conflict") is not None)
     return ClaimSet(name, np.array(X).reshape(len(rows), -1), np.array([r["label"] for r in rows]),
-                    [r["group"] for r in rows], [r["group"] for r in rows], np.array(flags))
+                    [r["group"] for r in rows], [r["group"] for r in rows], np.array(flags),
+                    np.array(conflicts, dtype=bool))
 
 
 def factscore_set(data: Path, verifier, top_k: int, workdir: Path, limit: int | None) -> ClaimSet:
@@ -228,7 +235,7 @@ def factscore_set(data: Path, verifier, top_k: int, workdir: Path, limit: int | 
     from halt_eval.judges.retrieval_claims import Corpus, retrieve
 
     bios = factscore_bios(data)
-    X, y, groups, units, flags = [], [], [], [], []
+    X, y, groups, units, flags, conflicts = [], [], [], [], [], []
     for model in FACTSCORE_MODELS:
         db = workdir / f"factscore_ref_{model}.db"
         build_factscore_reference(bios, model, db)
@@ -247,7 +254,9 @@ def factscore_set(data: Path, verifier, top_k: int, workdir: Path, limit: int | 
             groups.extend(bio["topic"] for _ in facts)
             units.extend(f"{model}|{bio['topic']}" for _ in facts)
             flags.extend(e["contradicted"] for e in d)
-    return ClaimSet("factscore", np.array(X), np.array(y), groups, units, np.array(flags))
+            conflicts.extend(e.get("entity_conflict") is not None for e in d)
+    return ClaimSet("factscore", np.array(X), np.array(y), groups, units, np.array(flags),
+                    np.array(conflicts, dtype=bool))
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, C: float = LOGISTIC_C) -> dict:

@@ -78,6 +78,34 @@ def _bio_error(pred: np.ndarray, y: np.ndarray, units: list[str]) -> float:
     return 100 * float(np.mean([abs(pred[g].mean() - y[g].mean()) for g in map(np.array, idx.values())]))
 
 
+def balanced_accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+    """Mean of the recall on positives and on negatives."""
+    pos, neg = y == 1, y == 0
+    if not pos.any() or not neg.any():
+        return float("nan")
+    return float(((pred[pos] == 1).mean() + (pred[neg] == 0).mean()) / 2)
+
+
+def rule_figures(p: np.ndarray, pred: np.ndarray, s: cd.ClaimSet) -> dict:
+    """AUROC and balanced accuracy of the verdicts with the contradiction rules applied, before
+    and after the entity-conflict rule: a flagged row is ``incorrect`` (score 0)."""
+    out = {}
+    conflicts = s.conflicts if s.conflicts is not None else np.zeros(len(s.y), dtype=bool)
+    for name, flags in (("before", s.contradicted), ("after", s.contradicted | conflicts)):
+        out[f"auroc_{name}"] = cd.auroc(np.where(flags, 0.0, p), s.y)
+        out[f"bacc_{name}"] = balanced_accuracy((pred.astype(bool) & ~flags).astype(int), s.y)
+    flagged = conflicts & ~s.contradicted
+    out["entity_flagged"] = int(flagged.sum())
+    out["entity_flagged_negative"] = int((flagged & (s.y == 0)).sum())
+    return out
+
+
+def _rule_line(label: str, f: dict, n: int, machine: str) -> str:
+    return (f"{label} with rules, before -> after entity conflicts: AUROC {f['auroc_before']:.3f} -> "
+            f"{f['auroc_after']:.3f}, balanced accuracy {f['bacc_before']:.3f} -> {f['bacc_after']:.3f}; "
+            f"newly flagged {f['entity_flagged']} ({f['entity_flagged_negative']} human-negative) | | | {n} | {machine}")
+
+
 def _best_threshold_pred(score: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (score >= cd.accuracy_threshold(score, y)).astype(int)
 
@@ -153,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             s = sets[name]
             p_cv, pred_cv = _cv_predict(s, [], _acc_thr)
             p_sh = v.probability(s.X, "entail")
+            rules_cv = rule_figures(p_cv, pred_cv, s)
             pred_sh = ((p_sh >= v.threshold("entail")) & ~s.contradicted).astype(int)
             pred_cv = (pred_cv.astype(bool) & ~s.contradicted).astype(int)
             base = s.X[:, 0]
@@ -160,16 +189,22 @@ def main(argv: list[str] | None = None) -> int:
                    "auroc_baseline": cd.auroc(base, s.y), "acc_cv": float((pred_cv == s.y).mean()),
                    "acc_shipped": float((pred_sh == s.y).mean()),
                    "acc_baseline": float((_best_threshold_pred(base, s.y) == s.y).mean()),
-                   "n": int(len(s.y)), "positives": int(s.y.sum())}
+                   "n": int(len(s.y)), "positives": int(s.y.sum()),
+                   "rules_cv": rules_cv, "rules_shipped": rule_figures(p_sh, p_sh >= v.threshold("entail"), s)}
             out[name] = fig
             lines.append(f"{label} AUROC | {fig['auroc_cv']:.3f} | {fig['auroc_shipped']:.3f} | "
                          f"{fig['auroc_baseline']:.3f} | {fig['n']} | {machine}")
             lines.append(f"{label} accuracy | {fig['acc_cv']:.3f} | {fig['acc_shipped']:.3f} | "
                          f"{fig['acc_baseline']:.3f} | {fig['n']} | {machine}")
+            lines.append(_rule_line(f"{label} (CV)", fig["rules_cv"], fig["n"], machine))
+            lines.append(_rule_line(f"{label} (shipped)", fig["rules_shipped"], fig["n"], machine))
 
         if fs is not None:
             p_cv, pred_cv = _cv_predict(fs, [], cd.bio_error_threshold)
+            rules_cv = rule_figures(p_cv, pred_cv, fs)
+            fs_conflicts = fs.conflicts if fs.conflicts is not None else np.zeros(len(fs.y), dtype=bool)
             pred_cv = (pred_cv.astype(bool) & ~fs.contradicted).astype(int)
+            pred_cv_after = (pred_cv.astype(bool) & ~fs_conflicts).astype(int)
             p_sh = v.probability(fs.X, "bio")
             pred_sh = ((p_sh >= v.threshold("bio")) & ~fs.contradicted).astype(int)
             base = fs.X[:, 0]
@@ -182,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
                    "bio_error_shipped": _bio_error(pred_sh, fs.y, fs.units),
                    "bio_error_baseline": _bio_error(base_pred, fs.y, fs.units),
                    "n": int(len(fs.y)), "bios": len(set(fs.units)),
-                   "facts_per_second": fs_rate}
+                   "facts_per_second": fs_rate, "rules_cv": rules_cv,
+                   "rules_shipped": rule_figures(p_sh, p_sh >= v.threshold("bio"), fs),
+                   "bio_error_cv_after": _bio_error(pred_cv_after, fs.y, fs.units)}
             out["factscore"] = fig
             label = "FActScore human facts (S vs NS), other-models reference"
             for key, what in (("auroc", "AUROC"), ("acc", "per-fact accuracy")):
@@ -191,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"{label} per-bio score error (points) | {fig['bio_error_cv']:.1f} | "
                          f"{fig['bio_error_shipped']:.1f} | {fig['bio_error_baseline']:.1f} | "
                          f"{fig['bios']} bios | {machine}")
+            lines.append(_rule_line(f"{label} (CV)", fig["rules_cv"], fig["n"], machine))
+            lines.append(_rule_line(f"{label} (shipped)", fig["rules_shipped"], fig["n"], machine))
+            lines.append(f"{label} per-bio score error (points), CV, after entity conflicts | "
+                         f"{fig['bio_error_cv_after']:.1f} | | | {fig['bios']} bios | {machine}")
             lines.append(f"facts per second (FActScore facts, retrieval + features, cold caches) | "
                          f"{fig['facts_per_second']:.1f} | | | {args.fps_bios} bios per model | {machine}")
 

@@ -118,7 +118,7 @@ def counted(texts: Sequence[str], domain: str = "") -> list[bool]:
     repeat of an earlier fragment of the same answer (repeats count in ``REPEATS_ALLOWED``)."""
     seen: set[str] = set()
     out = []
-    repeats_ok = domain in REPEATS_ALLOWED
+    repeats_ok = getattr(domain, "name", domain) in REPEATS_ALLOWED  # a name or a Domain record
     for text in texts:
         key = fragment_key(text)
         out.append(key is not None and (repeats_ok or key not in seen))

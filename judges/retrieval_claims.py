@@ -71,6 +71,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from halt_eval.judges.atomic_facts import MAX_FACTS_PER_ANSWER
 from halt_eval.split import sentence_spans
 from halt_eval.types import Judgement, JudgeRequest, Verdict
 
@@ -98,6 +99,9 @@ SOFT_MATCH_COS = 0.7
 #: machine torch's default threads spin against each other: 40 K-QA pairs took 74 s with
 #: 2 threads and 5.5 s with 1 (one run each, load average ~12).
 TORCH_THREADS = 1
+#: Facts judged per answer; the rest are ``unverifiable`` / ``over_budget`` (the splitter
+#: stops at the same count and gives the rest of the answer as one last piece).
+MAX_JUDGED_FACTS = MAX_FACTS_PER_ANSWER
 #: Characters of each passage kept in a verdict's evidence.
 EVIDENCE_CHARS = 300
 
@@ -112,7 +116,7 @@ Source = Literal["reference_passages", "topic_document", "corpus_search", "refer
 REASONS: tuple[str, ...] = (
     "supported", "contradicted", "not_supported", "not_found", "not_in_reference",
     "entailed", "not_covered", "no_reference", "bad_reference", "empty_fragment", "judge_error",
-    "no_knowledge_source",
+    "no_knowledge_source", "over_budget",
 )
 
 FEATURES: tuple[str, ...] = (
@@ -406,6 +410,144 @@ def _names(text: str, drop: frozenset[str]) -> set[str]:
     return {n.lower() for n in _NAME.findall(text.strip()) if n.lower() not in drop}
 
 
+#: Entity kinds whose clash with the reference contradicts a fact (spaCy labels -> kind).
+CONFLICT_KINDS: dict[str, str] = {"NORP": "nationality", "GPE": "place", "LOC": "place",
+                                  "DATE": "date", "PERSON": "name"}
+#: NORP words that are no nationality: a fact "X is Jewish" does not clash with "X was French".
+_NOT_NATIONALITY = frozenset("""jewish jew jews christian catholic protestant muslim islamic buddhist
+hindu sikh orthodox evangelical anglican lutheran methodist baptist mormon democrat democratic
+republican conservative liberal communist socialist nazi black white latino latina hispanic
+african asian european arab western eastern northern southern south north east west
+indigenous native born""".split())
+_PRONOUN_SUBJECTS = frozenset({"he", "she", "they", "it", "his", "her", "their", "its", "who"})
+#: Parsed texts kept for the entity check (claims and evidence sentences).
+MAX_CACHED_PARSES = 20_000
+
+
+def _anchor(tok):
+    """The verb (or auxiliary) an entity token hangs on: its relation in the sentence."""
+    cur, steps = tok, 0
+    while cur.pos_ not in {"VERB", "AUX"} and cur.head is not cur and steps < 6:
+        cur, steps = cur.head, steps + 1
+    return cur if cur.pos_ in {"VERB", "AUX"} else None
+
+
+def _subject(verb):
+    """The subject of ``verb`` (or of the clause it is coordinated with), or ``None``."""
+    cur = verb
+    for _ in range(4):
+        subj = next((c for c in cur.children if c.dep_ in {"nsubj", "nsubjpass"}), None)
+        if subj is not None:
+            return subj
+        if cur.dep_ not in {"conj", "xcomp", "advcl", "relcl", "acl"} or cur.head is cur:
+            break
+        cur = cur.head
+    return None
+
+
+def _subject_words(verb) -> set[str]:
+    """Lowercased words of the subject of ``verb`` (or of the clause it is coordinated with)."""
+    cur = verb
+    for _ in range(4):
+        subj = next((c for c in cur.children if c.dep_ in {"nsubj", "nsubjpass"}), None)
+        if subj is not None:
+            return {t.lower_ for t in subj.subtree if t.is_alpha}
+        if cur.dep_ not in {"conj", "xcomp", "advcl", "relcl", "acl"} or cur.head is cur:
+            break
+        cur = cur.head
+    return set()
+
+
+def _nationalities(text: str) -> set[str]:
+    return {w for w in re.split(r"[\s\-\u2013/]+", text.lower()) if w and w not in _NOT_NATIONALITY}
+
+
+def _years(text: str) -> set[str]:
+    return set(re.findall(r"\b1\d{3}\b|\b20\d{2}\b", text))
+
+
+def _entity_text(ent) -> str:
+    """An entity with the words hyphen-joined to it ("German" in "German-Jewish")."""
+    doc, a, b = ent.doc, ent.start, ent.end
+    while b + 1 < len(doc) and doc[b].text in {"-", "\u2013"} and doc[b + 1].is_alpha:
+        b += 2
+    return doc[a:b].text
+
+
+def _present(kind: str, text: str, evidence_lower: str, drop: frozenset[str]) -> bool:
+    """Whether the evidence states the fact's entity (leniently: any part of it)."""
+    low = text.lower()
+    if kind == "nationality":
+        parts = _nationalities(text)
+        return not parts or all(re.search(rf"\b{re.escape(p)}", evidence_lower) for p in parts)
+    if kind == "date":
+        years = _years(text)
+        return not years or any(y in evidence_lower for y in years)
+    words = [w for w in _WORD.findall(low) if w not in _STOP and w not in drop]
+    return not words or any(re.search(rf"\b{re.escape(w)}\b", evidence_lower) for w in words)
+
+
+def _clashes(kind: str, fact_text: str, other_text: str) -> bool:
+    if kind == "nationality":
+        return bool(_nationalities(other_text)) and not _nationalities(other_text) >= _nationalities(fact_text)
+    if kind == "date":  # only years are compared: "1815" does not clash with "10 December 1815"
+        return bool(_years(fact_text)) and bool(_years(other_text)) and not (_years(fact_text) & _years(other_text))
+    return fact_text.lower() not in other_text.lower() and other_text.lower() not in fact_text.lower()
+
+
+def entity_conflicts(claim_doc, sentence_docs, evidence_text: str,
+                     drop: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    """The first entity of the claim that the evidence states otherwise, or ``None``.
+
+    Conservative: the claim's nationality, place, date (year) or name must appear nowhere in
+    the evidence, and an evidence sentence must give another one of the same kind in the same
+    relation (the same verb, or "be" for a nationality) about the same subject (the head word of
+    its subject is a pronoun, a word of the topic, or a word of the claim's subject). ``drop``
+    holds the topic's words.
+
+    Returns:
+        ``{"kind", "fact", "fact_span", "evidence", "evidence_span", "sentence", "relation"}``;
+        spans are character offsets into the claim and into the sentence.
+    """
+    evidence_lower = evidence_text.lower()
+    for ent in claim_doc.ents:
+        kind = CONFLICT_KINDS.get(ent.label_)
+        if kind is None:
+            continue
+        text = _entity_text(ent)
+        if kind == "name" and set(_WORD.findall(text.lower())) <= drop:
+            continue  # the topic itself
+        if _present(kind, text, evidence_lower, drop):
+            continue
+        verb = _anchor(ent.root)
+        if verb is None:
+            continue
+        subject = _subject_words(verb) - _STOP
+        for sdoc in sentence_docs:
+            for other in sdoc.ents:
+                if CONFLICT_KINDS.get(other.label_) != kind:
+                    continue
+                other_text = _entity_text(other)
+                if kind == "name" and set(_WORD.findall(other_text.lower())) & drop:
+                    continue
+                if not _clashes(kind, text, other_text):
+                    continue
+                o_verb = _anchor(other.root)
+                if o_verb is None or o_verb.lemma_.lower() != verb.lemma_.lower():
+                    continue
+                # the same subject: the head word of the sentence's subject is a pronoun, a word
+                # of the topic or a word of the fact's subject ("the movement" is not "the
+                # divisiveness fueled by the movement")
+                o_subject = _subject(o_verb)
+                if o_subject is None or o_subject.lower_ not in _PRONOUN_SUBJECTS | subject | drop:
+                    continue
+                return {"kind": kind, "fact": text, "fact_span": [ent.start_char, ent.start_char + len(text)],
+                        "evidence": other_text,
+                        "evidence_span": [other.start_char, other.start_char + len(other_text)],
+                        "sentence": sdoc.text, "relation": verb.lemma_.lower()}
+    return None
+
+
 class Verifier:
     """Scores facts against evidence: MiniLM, lexical and consistency features, then a logistic model.
 
@@ -437,6 +579,24 @@ class Verifier:
         found = classifier if classifier is _MODEL_FILE else Path(classifier)
         self.params = json.loads(found.read_text(encoding="utf-8")) if found.is_file() else None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._nlp = None
+        self._parses: OrderedDict[str, Any] = OrderedDict()
+        #: Check claims' entities against the evidence (``entity_conflicts``).
+        self.entity_check = True
+
+    def parse(self, texts: Sequence[str]) -> list[Any]:
+        """spaCy docs of ``texts`` (the splitter's pipeline, loaded on first use; cached by text)."""
+        if self._nlp is None:
+            from halt_eval.judges.atomic_facts import load_spacy
+
+            self._nlp = load_spacy()
+        todo = list(dict.fromkeys(t for t in texts if t not in self._parses))
+        for t, doc in zip(todo, self._nlp.pipe(todo)):
+            self._parses[t] = doc
+        out = [self._parses[t] for t in texts]
+        while len(self._parses) > MAX_CACHED_PARSES:
+            self._parses.popitem(last=False)
+        return out
 
     @contextmanager
     def _threads(self) -> Iterator[None]:
@@ -485,7 +645,8 @@ class Verifier:
         all_texts = list(claims) + [s for ss in sents_per for s in ss] + [p.text for ps in evidence for p in ps]
         vec = dict(zip(all_texts, self.embed(all_texts))) if all_texts else {}
         rows, details = [], []
-        for claim, passages, sents in zip(claims, evidence, sents_per):
+        claim_docs = self.parse(claims) if self.entity_check and claims else [None] * len(claims)
+        for claim, passages, sents, claim_doc in zip(claims, evidence, sents_per, claim_docs):
             c = vec[claim]
             s_cos = np.array([float(vec[s] @ c) for s in sents]) if sents else np.zeros(0)
             p_cos = np.array([float(vec[p.text] @ c) for p in passages]) if passages else np.zeros(0)
@@ -526,10 +687,15 @@ class Verifier:
                 word_set and len(word_set & set(content_words(s))) / len(word_set) >= CONTRADICTION_MIN_OVERLAP)]
             clash = [s for s in close if num_missing and _numbers(s)]
             contradicted = bool(clash) or (neg_mismatch and best_sent in close)
-            details.append({"best_sentence": clash[0] if clash else best_sent, "cosine": round(row[0], 3),
+            conflict = None
+            if claim_doc is not None and any(CONFLICT_KINDS.get(e.label_) for e in claim_doc.ents):
+                conflict = entity_conflicts(claim_doc, self.parse(sents), all_text, drop)
+            details.append({"best_sentence": (conflict["sentence"] if conflict else clash[0] if clash
+                                              else best_sent),
+                            "cosine": round(row[0], 3),
                             "lexical": round(row[4], 3), "numbers_missing": num_missing,
                             "names_missing": name_missing, "negation_mismatch": neg_mismatch,
-                            "contradicted": contradicted})
+                            "contradicted": contradicted, "entity_conflict": conflict})
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURES)), details
 
     def _soft_recall(self, words: Sequence[str], evidence_words: Sequence[str]) -> tuple[float, float]:
@@ -581,7 +747,8 @@ class RetrievalJudge:
     """
 
     name = "retrieval"
-    version = "1"
+    #: 2: entity conflicts are contradictions; facts past the budget are not judged.
+    version = "2"
 
     def __init__(self, *, corpus: str | Path | None = None, top_k: int = TOP_K, device: str = "cpu",
                  classifier: Any = _MODEL_FILE, threads: int | None = TORCH_THREADS,
@@ -652,10 +819,10 @@ class RetrievalJudge:
     def _unverifiable(self, req: JudgeRequest, code: str, why: str) -> Judgement:
         v = Verdict("unverifiable", self.tag, code, why)
         coverage = None
-        if self.coverage:
-            coverage = tuple(Verdict("unverifiable", self.tag, code, why)
-                             for _ in _must_have(req.response.reference))
-        return Judgement(tuple(v for _ in req.fragments), coverage=coverage)
+        statements = _must_have(req.response.reference) if self.coverage else []
+        if statements:  # no statement: completeness is undefined, not 0
+            coverage = tuple(Verdict("unverifiable", self.tag, code, why) for _ in statements)
+        return Judgement(tuple(v for _ in req.fragments), coverage=coverage, evidence=_split_evidence(req)[0])
 
     def _judge_one(self, req: JudgeRequest) -> Judgement:
         ref = req.response.reference
@@ -677,17 +844,21 @@ class RetrievalJudge:
         med = found.source == "reference_statements"
         topic = ref.get("topic", "") if isinstance(ref.get("topic", ""), str) else ""
         profile: Profile = "entail" if med else "bio"
-        todo = [i for i, t in enumerate(texts) if t]
+        split_ev, over = _split_evidence(req)
+        todo = [i for i, t in enumerate(texts) if t and i not in over]
         X, details = self.verifier.features([texts[i] for i in todo], [found.passages[i] for i in todo], topic)
         probs = self.verifier.probability(X, profile)
         thr = self.verifier.threshold(profile)
         verdicts: list[Verdict] = [Verdict("unverifiable", self.tag, "empty_fragment", "the fragment is empty")
                                    for _ in texts]
+        for i in over:
+            verdicts[i] = Verdict("unverifiable", self.tag, "over_budget",
+                                  f"past the first {MAX_JUDGED_FACTS} facts of the answer; not judged")
         for i, p, d in zip(todo, probs, details):
             verdicts[i] = self._decide(float(p), thr, d, found, i, med)
         coverage = self._coverage(req) if self.coverage and med else None
         return Judgement(tuple(verdicts), coverage=coverage,
-                         evidence={"retrieval_source": found.source, "profile": profile})
+                         evidence={"retrieval_source": found.source, "profile": profile, **split_ev})
 
     def _decide(self, p: float, thr: float, d: dict, found: Retrieval, i: int, med: bool) -> Verdict:
         evidence = {
@@ -695,6 +866,11 @@ class RetrievalJudge:
             "passages": [{"title": x.title, "text": x.text[:EVIDENCE_CHARS], "bm25": round(x.score, 3)}
                          for x in found.passages[i]],
         }
+        if d.get("entity_conflict"):
+            c = d["entity_conflict"]
+            return Verdict("incorrect", self.tag, "contradicted",
+                           f"the reference gives another {c['kind']}: {c['evidence']!r}, not {c['fact']!r}",
+                           evidence)
         if d["contradicted"]:
             return Verdict("incorrect", self.tag, "contradicted",
                            "a close reference sentence states another number or the opposite", evidence)
@@ -710,10 +886,10 @@ class RetrievalJudge:
         return Verdict("unverifiable", self.tag, "not_found",
                        f"no support found in a corpus search (p={p:.2f})", evidence)
 
-    def _coverage(self, req: JudgeRequest) -> tuple[Verdict, ...]:
+    def _coverage(self, req: JudgeRequest) -> tuple[Verdict, ...] | None:
         statements = _must_have(req.response.reference)
-        if not statements:
-            return ()
+        if not statements:  # nothing a complete answer must state: completeness is undefined
+            return None
         # the answer as given (nothing after an abstention marker); no fragment, no answer
         answer = req.text if req.fragments else ""
         if not answer.strip():
@@ -726,7 +902,7 @@ class RetrievalJudge:
         out = []
         for s, p, d, passages in zip(statements, probs, details, evidence):
             ev = {"statement": s, "p_supported": round(float(p), 3), "threshold": thr, **d}
-            if d["contradicted"]:
+            if d["contradicted"] or d["entity_conflict"]:
                 out.append(Verdict("incorrect", self.tag, "contradicted", "the answer states otherwise", ev))
             elif p >= thr:
                 out.append(Verdict("correct", self.tag, "entailed", f"the answer states it (p={p:.2f})", ev))
@@ -734,6 +910,21 @@ class RetrievalJudge:
                 out.append(Verdict("incorrect", self.tag, "not_covered",
                                    f"the answer does not state it (p={p:.2f})", ev))
         return tuple(out)
+
+
+def _split_evidence(req: JudgeRequest) -> tuple[dict[str, Any], set[int]]:
+    """Response-level evidence from the splitter (``{"skipped": [...]}``, when the atomic-fact
+    splitter cut this answer in this process) and the fragments past the fact budget: the
+    splitter's last piece when it stopped early, and every fragment past ``MAX_JUDGED_FACTS``."""
+    from halt_eval.judges.atomic_facts import split_record
+
+    over = {f.index for f in req.fragments if f.index >= MAX_JUDGED_FACTS}
+    record = split_record(req.response.text, [f.span for f in req.fragments])
+    if record is None:
+        return {}, over
+    if record["over_budget"]:
+        over |= {f.index for f in req.fragments if list(f.span) == record["over_budget"]}
+    return {"skipped": record["skipped"]}, over
 
 
 def _has_own_text(reference: Any) -> bool:

