@@ -352,6 +352,10 @@ def _sample(doc: int, run_index: int, row: ScoredResponse, table: _SharedStrings
         out["k"] = row.sample
     if row.evidence:
         out["ev"] = table.pack(dict(row.evidence))
+    skipped = row.evidence.get("skipped") if isinstance(row.evidence, dict) else None
+    if isinstance(skipped, list):  # what the splitter left out, and why (bio/med splitter)
+        out["sk"] = [[k["span"][0], k["span"][1], str(k.get("reason", ""))] for k in skipped
+                     if isinstance(k, dict) and isinstance(k.get("span"), list) and len(k["span"]) == 2]
     if row.coverage:
         out["cov"] = [_verdict(v, table) for v in row.coverage]
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from halt_eval.cli import main
+from halt_eval.rules import RULES_VERSION
 from halt_eval.runs import load_run
 from halt_eval.reports.render import read_chunk, render
 from halt_runs import MARKER, SHARED_PASSAGE, scored_row, write_jsonl, write_lmeval_dir
@@ -214,7 +215,7 @@ def test_the_header_names_each_runs_rules_version_and_judge(tmp_path):
     old = write_jsonl(tmp_path / "old.jsonl", [{**old_row, "schema_version": 1}])
     html = render([load_run(new), load_run(old)])
     specs = re.findall(r'<span class="muted run-spec">(.*?)</span>', html)
-    assert specs == ["rules version 2 &middot; judge bm25@1 {&#34;options&#34;: {&#34;k&#34;: 3}}",
+    assert specs == [f"rules version {RULES_VERSION} &middot; judge bm25@1 {{&#34;options&#34;: {{&#34;k&#34;: 3}}}}",
                      "rules version 1 &middot; judge bm25@1 (no judge spec in the rows)"]
 
 
@@ -272,3 +273,11 @@ def test_the_script_comes_before_the_chunks_so_it_draws_while_they_are_parsed(tm
     assert html.index('id="halt-index"') < script < html.index('id="halt-chunk-0"')
     # The script waits for a chunk until the parser has started the next one or read the page.
     assert 'getElementById("halt-chunk-" + (c + 1))' in html and "DOMContentLoaded" in html
+
+
+def test_the_splitters_skip_reasons_travel_with_the_sample(tmp_path):
+    row = scored_row("1", ["correct"])
+    row["evidence"] = {"skipped": [{"span": [0, 3], "reason": "boilerplate"}]}
+    html = render([load_run(write_jsonl(tmp_path / "r.jsonl", [row]))])
+    assert _parse(html).data_json["samples"][0]["sk"] == [[0, 3, "boilerplate"]]
+    assert "chat boilerplate (a greeting, thanks, an offer of help), not a claim" in html
