@@ -12,10 +12,11 @@ from halt_eval.domains import Domain
 from halt_eval.types import Judgement, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# The project's data: HALT_DATA_DIR when set (an unpacked sdist, another checkout), else
+# ../shared/data beside the checkout.
+SHARED_DATA = Path(os.environ.get("HALT_DATA_DIR") or ROOT.parent / "shared" / "data")
 CASES = Path(__file__).resolve().parent / "cases"
-# halt-eval finds user data only through --data-dir / HALT_DATA_DIR / task metadata; the tests
-# read the project's shared data beside the checkout.
+# halt-eval finds user data only through --data-dir / HALT_DATA_DIR / task metadata.
 os.environ.setdefault("HALT_DATA_DIR", str(SHARED_DATA))
 # No test may reach the network: the Wikipedia knowledge source is off unless a test points it at
 # its own server on 127.0.0.1; its cache and the data cache live in a throwaway folder.
