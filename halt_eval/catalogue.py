@@ -94,7 +94,7 @@ METRICS: dict[str, Metric] = {
                lambda r: (r.n_correct, r.n_given), "pooled_ratio",
                FunctionRef("halt_utils.micro_correctness"),
                "answers with no fragment add nothing; undefined when no answer gives one", True),
-        Metric("abstained", "abstention_rate",
+        Metric("abstained", "abstained",
                "the answer holds the abstention marker or gives nothing (task: share of answers)",
                "lower", lambda r: float(r.abstained), "mean", "mean", "always defined", False),
         Metric("n_given", "n_given", "fragments given before the abstention marker", None,

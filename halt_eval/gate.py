@@ -7,7 +7,7 @@ metric, documents are resampled with replacement (the same draw for both runs, s
 is kept) and the candidate-minus-baseline change of the task statistic is recomputed on each
 resample; the percentile interval of those changes is the paired bootstrap confidence interval.
 
-A metric *regresses* when its whole interval lies below ``-max_drop`` (for ``abstention_rate``,
+A metric *regresses* when its whole interval lies below ``-max_drop`` (for ``abstained``, the share of answers that abstained,
 where lower is better, above ``+max_drop``): the drop is larger than the margin with the chosen
 confidence. A point estimate past the margin whose interval still reaches it is reported as a
 *possible drop* and does not fail the gate.

@@ -35,7 +35,7 @@ def test_scores_rows_and_writes_a_summary(tmp_path, capsys):
     assert rows["g3"]["abstained"] is True and rows["g3"]["n_given"] == 1
     assert rows["g3"]["completeness"] == pytest.approx(1 / 3)  # 1 of the reference's 3 steps
     s = json.loads(summary.read_text())
-    assert s["n"] == 3 and s["judge"].startswith("sympy@") and s["abstention_rate"] == pytest.approx(1 / 3)
+    assert s["n"] == 3 and s["judge"].startswith("sympy@") and s["abstained"] == pytest.approx(1 / 3)
     assert "correctness" in capsys.readouterr().out
 
 

@@ -73,7 +73,7 @@ def test_task_summary_pools_fragments_and_leaves_empty_answers_out_of_correctnes
     assert summary["n"] == 3
     assert summary["correctness"] == pytest.approx((0.5 + 1.0) / 2)
     assert summary["micro_correctness"] == pytest.approx(4 / 6)
-    assert summary["abstention_rate"] == pytest.approx(2 / 3)
+    assert summary["abstained"] == pytest.approx(2 / 3)
     assert summary["completeness"] == pytest.approx((0.4 + 0.5 + 0.0) / 3)
     lo, hi = summary["correctness_ci"]
     assert lo <= summary["correctness"] <= hi

@@ -143,7 +143,7 @@ def test_natural_abstention_is_reported_beside_the_marker_and_changes_no_score(t
     assert natural["both"]["sentences"][0]["phrase"] == "dont_know"
     assert s_on["natural_abstention"] == {"n": 2, "rate": 0.5, "with_marker": 1, "without_marker": 1,
                                           "marker_only": 1}
-    assert "natural_abstention" not in s_off and s_on["abstention_rate"] == s_off["abstention_rate"] == 0.5
+    assert "natural_abstention" not in s_off and s_on["abstained"] == s_off["abstained"] == 0.5
     assert on["own"]["judge_spec"]["natural_abstention"] is True
     assert "natural abstention 0.5000" in capsys.readouterr().out
 
