@@ -48,7 +48,7 @@ def test_a_judge_returning_the_wrong_count_is_caught_per_record():
 
 
 def test_a_huge_answer_is_cut_and_its_rest_counted_unverifiable():
-    text = "A is 1. " * 20 + "x" * 1_000_000
+    text = "".join(f"A is {i}. " for i in range(20)) + "x" * 1_000_000
     s = _scorer(LabelJudge(), max_answer_chars=100).score(
         [Response("huge", "bio", "", text, {"labels": ["correct"] * 50})])[0]
     assert s.verdicts[-1].reason == "over_length"

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from halt_eval.catalogue import row_values
+from halt_eval.lmeval import per_prompt
 from halt_eval.runs import RunError, load_run
 from halt_eval.types import ScoredResponse
 from halt_runs import LMEVAL_STAMP, scored_row, write_jsonl, write_lmeval_dir
@@ -27,8 +28,8 @@ def _write_samples(path, rows_per_doc: list[list[dict]]):
         first = rows[0]
         doc = {"id": first["id"], "task": first["task"], "domain": first["domain"],
                "prompt": first["prompt"], "reference": json.dumps(first["reference"])}
-        try:
-            values = row_values(ScoredResponse.from_dict(first))
+        try:  # what process_results writes: the per-prompt mean over the document's samples
+            values = per_prompt([row_values(ScoredResponse.from_dict(r)) for r in rows])
         except ValueError:  # a bad row, for the error tests
             values = {}
         samples.append({"doc_id": i, "doc": doc, "target": "", "arguments": [[first["prompt"], {}]],
