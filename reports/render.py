@@ -242,8 +242,11 @@ def _chunk(data: Any) -> str:
     """A chunk of samples as the page stores it: JSON, gzip-compressed, in base64 (whose
     alphabet has no ``<``, ``>`` or ``&``, so model text cannot close the element)."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=CHUNK_GZIP_LEVEL,
-                                          mtime=0)).decode("ascii")
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (valid JSON, not UTF-8): escape everything
+        raw = json.dumps(data, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode("ascii")
+    return base64.b64encode(gzip.compress(raw, compresslevel=CHUNK_GZIP_LEVEL, mtime=0)).decode("ascii")
 
 
 def read_chunk(encoded: str) -> dict[str, Any]:
@@ -451,9 +454,19 @@ def run(args: argparse.Namespace) -> int:
         for note in r.skipped:
             print(f"halt-eval report: skipped {note}", file=sys.stderr)
     html = render(runs, title=args.title)
-    args.output.write_text(html, encoding="utf-8")
+    try:
+        data = html.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in an id or title: written as a \uXXXX escape
+        data = html.encode("utf-8", errors="backslashreplace")
+        print("halt-eval report: warning: text that UTF-8 cannot carry (a lone surrogate) written "
+              "as a \\uXXXX escape", file=sys.stderr)
+    try:
+        args.output.write_bytes(data)
+    except OSError as e:
+        print(f"halt-eval report: error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+        return 2
     n = sum(r.n_samples for r in runs)
-    print(f"wrote {args.output} ({len(html.encode('utf-8')) / 1e6:.1f} MB, {len(runs)} run(s), {n:,} samples)")
+    print(f"wrote {args.output} ({len(data) / 1e6:.1f} MB, {len(runs)} run(s), {n:,} samples)")
     return 0
 
 
@@ -477,6 +490,6 @@ def _run_diff(args: argparse.Namespace) -> int:
         print(f"halt-eval report: error: {e}", file=sys.stderr)
         return 2
     args.output.write_text(html, encoding="utf-8")
-    print(f"wrote {args.output} ({len(html.encode('utf-8')) / 1e6:.1f} MB, diff of "
+    print(f"wrote {args.output} ({len(data) / 1e6:.1f} MB, diff of "
           f"{baseline.n_samples:,} paired samples)")
     return 0

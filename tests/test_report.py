@@ -281,3 +281,17 @@ def test_the_splitters_skip_reasons_travel_with_the_sample(tmp_path):
     html = render([load_run(write_jsonl(tmp_path / "r.jsonl", [row]))])
     assert _parse(html).data_json["samples"][0]["sk"] == [[0, 3, "boilerplate"]]
     assert "chat boilerplate (a greeting, thanks, an offer of help), not a claim" in html
+
+
+def test_a_lone_surrogate_in_an_answer_or_id_is_written_as_an_escape_not_a_crash(tmp_path, capsys):
+    row = scored_row("s\ud800", ["correct"])
+    row["response"] = row["response"] + " \ud800"
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="ascii")  # valid JSON: the escape, not the code unit
+    out = tmp_path / "r.html"
+    assert main(["report", str(path), "-o", str(out)]) == 0
+    assert "lone surrogate" in capsys.readouterr().err
+    html = out.read_text(encoding="utf-8")
+    assert "\\ud800" in html  # the id, as an escape
+    [sample] = read_chunk(_parse(html).data["halt-chunk-0"])["samples"]
+    assert sample["t"].endswith(" \ud800")  # the answer text itself survives in its chunk
