@@ -11,8 +11,9 @@ from typing import Any
 
 
 EPILOG = """\
-input rows (JSONL): {{"id", "prompt", "response", "reference", "fragments"?}}; lm-eval
-samples_*.jsonl files are read too. reference per domain:
+input rows (JSONL): {{"id", "prompt", "response", "reference", "fragments"?, "sample"?}}, or
+"responses": [...] for several sampled answers to one prompt (scored as samples 0, 1, ...);
+lm-eval samples_*.jsonl files are read too. reference per domain:
 {references}
 
 exit status: 0 all records scored; 1 some records could not be read or repeat an id (each is
@@ -138,10 +139,11 @@ def natural_abstention_summary(rows) -> dict[str, Any]:
             "marker_only": sum(b and not a for a, b in zip(natural, marker))}
 
 
-def _done_ids(path: Path) -> set[str]:
+def _done_ids(path: Path) -> set[tuple[str, int | None]]:
+    """``(id, sample)`` of the rows already in ``path``."""
     from halt_eval.io import iter_json_lines
 
-    return {str(obj["id"]) for _, obj, err, _ in iter_json_lines(path)
+    return {(str(obj["id"]), obj.get("sample")) for _, obj, err, _ in iter_json_lines(path)
             if not err and isinstance(obj, dict) and "id" in obj}
 
 
@@ -324,7 +326,7 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
     out_path = Path(args.output)
     bad = 0
     records = []
-    seen: dict[str, str] = {}  # id -> where it was first read
+    seen: dict[tuple[str, int | None], str] = {}  # (id, sample) -> where it was first read
     n_read = 0
     for path in args.inputs:
         try:
@@ -336,13 +338,14 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
                     bad += 1
                     print(f"error: {rec.error}", file=sys.stderr)
                     continue
-                rid = rec.response.id
-                if rid in seen:
+                rid, key = rec.response.id, (rec.response.id, rec.response.sample)
+                if key in seen:
                     bad += 1
-                    print(f"error: {rec.where}: duplicate id {rid!r}, first at {seen[rid]}; "
+                    what = f"id {rid!r}" + ("" if key[1] is None else f" sample {key[1]}")
+                    print(f"error: {rec.where}: duplicate {what}, first at {seen[key]}; "
                           "this record is not scored", file=sys.stderr)
                     continue
-                seen[rid] = rec.where
+                seen[key] = rec.where
                 records.append(rec.response)
         except OSError as e:
             raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
@@ -354,7 +357,7 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
     fh = _open_output(out_path, args.resume)
     with fh:
         done = _done_ids(out_path) if args.resume else set()
-        records = [r for r in records if r.id not in done]
+        records = [r for r in records if (r.id, r.sample) not in done]
         rows: list[Any] = []
         with tqdm(total=len(records), desc=f"scoring {args.domain}", unit="answer",
                   file=sys.stderr) as bar:

@@ -78,11 +78,31 @@ def read_responses(path: str | Path, domain: str, *, task: str = "") -> Iterator
             yield Record(where, None, error, warning)
             continue
         try:
-            response = row_to_response(obj, domain, task=task, where=where)
+            responses = rows_to_responses(obj, domain, task=task, where=where)
         except InputError as e:
             yield Record(where, None, str(e), warning)
         else:
-            yield Record(where, response, None, warning)
+            for response in responses:
+                yield Record(where, response, None, warning)
+
+
+def rows_to_responses(obj: Any, domain: str, *, task: str = "", where: str = "") -> list[Response]:
+    """One input row as responses: a ``responses`` list gives one per answer, numbered by
+    ``sample`` from 0 (several samples for one prompt); otherwise one (``row_to_response``).
+
+    Raises:
+        InputError: As ``row_to_response``; or ``responses`` is not a non-empty list of strings.
+    """
+    if isinstance(obj, Mapping) and "responses" in obj and not is_sample(obj):
+        answers = obj["responses"]
+        if not (isinstance(answers, list) and answers and all(isinstance(a, str) for a in answers)):
+            raise InputError(f"{where}: field 'responses' must be a non-empty list of strings")
+        if "response" in obj or "sample" in obj:
+            raise InputError(f"{where}: give either 'responses' (a list) or 'response' with an "
+                             "optional 'sample' index, not both")
+        return [row_to_response({**obj, "response": a, "sample": k}, domain, task=task, where=where)
+                for k, a in enumerate(answers)]
+    return [row_to_response(obj, domain, task=task, where=where)]
 
 
 def row_to_response(obj: Any, domain: str, *, task: str = "", where: str = "") -> Response:
@@ -108,6 +128,9 @@ def row_to_response(obj: Any, domain: str, *, task: str = "", where: str = "") -
         if not isinstance(fragments, list) or not all(isinstance(f, str) for f in fragments):
             raise InputError(f"{where}: field 'fragments' must be a list of strings")
         fragments = tuple(fragments)
+    sample = obj.get("sample")
+    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 0):
+        raise InputError(f"{where}: field 'sample' must be an integer >= 0, got {sample!r}")
     rid = obj.get("id", where.rsplit(":", 1)[-1])
     return Response(
         id=str(rid),
@@ -117,6 +140,7 @@ def row_to_response(obj: Any, domain: str, *, task: str = "", where: str = "") -
         reference=dict(reference),
         fragments=fragments,
         task=str(obj.get("task", task)),
+        sample=sample,
     )
 
 

@@ -270,6 +270,7 @@ class Scorer:
             evidence=evidence,
             error=judgement.error,
             judge_spec=spec,
+            sample=r.sample,
         )
 
 

@@ -38,6 +38,8 @@ class Response:
         reference: Ground truth; fields depend on the domain (see the README).
         fragments: Optional pre-split fragments that bypass the splitter.
         task: The task name (``halt_math``), when known.
+        sample: Index of this answer among several sampled for one prompt (``None``: one answer);
+            the scored row carries it, and runs pair rows by ``(task, id, sample)``.
     """
 
     id: str
@@ -47,6 +49,7 @@ class Response:
     reference: Mapping[str, Any] = field(default_factory=dict)
     fragments: tuple[str, ...] | None = None
     task: str = ""
+    sample: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
