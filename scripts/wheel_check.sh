@@ -129,9 +129,11 @@ while read -r task domain; do by_domain[$domain]+="${by_domain[$domain]:+,}$task
   < <("$VPY" "$WORK/wheel_check.py" tasks)
 ((${#by_domain[@]})) || fail "list tasks" "no halt_* task YAML found in the installed package"
 replay() {  # replay NAME TASKS(comma-separated): run lm-eval, 0 when it exits 0
-  local paths="" task
-  for task in ${2//,/ }; do paths+="${paths:+|}$RUN/replay_$task.jsonl"; done
-  halt-eval run --model halt-replay --model_args "path=$paths" --tasks "$2" --limit "$N" \
+  local task
+  # One answers file per run: lm-eval names its output folder after the model arguments, and
+  # several long paths joined make a name past the file system's 255 bytes (results not saved).
+  for task in ${2//,/ }; do cat "$RUN/replay_$task.jsonl"; done > "$RUN/r_$1.jsonl"
+  halt-eval run --model halt-replay --model_args "path=$RUN/r_$1.jsonl" --tasks "$2" --limit "$N" \
     --output_path "$RUN/lmeval_$1" --log_samples >"$RUN/run_$1.log" 2>&1
 }
 check_task() {  # check_task NAME TASK SECONDS
