@@ -453,21 +453,29 @@ def run(args: argparse.Namespace) -> int:
     for r in runs:
         for note in r.skipped:
             print(f"halt-eval report: skipped {note}", file=sys.stderr)
-    html = render(runs, title=args.title)
-    try:
-        data = html.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate in an id or title: written as a \uXXXX escape
-        data = html.encode("utf-8", errors="backslashreplace")
-        print("halt-eval report: warning: text that UTF-8 cannot carry (a lone surrogate) written "
-              "as a \\uXXXX escape", file=sys.stderr)
-    try:
-        args.output.write_bytes(data)
-    except OSError as e:
-        print(f"halt-eval report: error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+    data = _write_page(args.output, render(runs, title=args.title))
+    if data is None:
         return 2
     n = sum(r.n_samples for r in runs)
     print(f"wrote {args.output} ({len(data) / 1e6:.1f} MB, {len(runs)} run(s), {n:,} samples)")
     return 0
+
+
+def _write_page(path: Path, html: str) -> bytes | None:
+    """Write a page; a lone surrogate (in an id or title) goes out as a \\uXXXX escape with a
+    warning. Returns the bytes written, or ``None`` after a one-line error (exit 2)."""
+    try:
+        data = html.encode("utf-8")
+    except UnicodeEncodeError:
+        data = html.encode("utf-8", errors="backslashreplace")
+        print("halt-eval report: warning: text that UTF-8 cannot carry (a lone surrogate) written "
+              "as a \\uXXXX escape", file=sys.stderr)
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        print(f"halt-eval report: error: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+        return None
+    return data
 
 
 def _run_diff(args: argparse.Namespace) -> int:
@@ -489,7 +497,9 @@ def _run_diff(args: argparse.Namespace) -> int:
     except (RunError, GateError) as e:
         print(f"halt-eval report: error: {e}", file=sys.stderr)
         return 2
-    args.output.write_text(html, encoding="utf-8")
+    data = _write_page(args.output, html)
+    if data is None:
+        return 2
     print(f"wrote {args.output} ({len(data) / 1e6:.1f} MB, diff of "
           f"{baseline.n_samples:,} paired samples)")
     return 0
