@@ -47,12 +47,14 @@ from typing import Any
 
 from halt_eval.reports.render import PAGE_SIZE, render
 from halt_eval.runs import Run, load_run
-from halt_eval.types import DOMAINS, Fragment, Response, ScoredResponse, Verdict
+from halt_eval.types import Fragment, Response, ScoredResponse, Verdict
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--virtual-time-budget=60000")
 CHROMIUM_TIMEOUT_S = 300
 SEED = 0
+#: The synthetic rows cycle through the four built-in domains.
+BUILT_IN = ("math", "code", "bio", "med")
 #: Share of fragments per verdict in the synthetic runs (correct, incorrect, unverifiable).
 VERDICT_WEIGHTS = (0.6, 0.25, 0.15)
 #: Share of synthetic answers that end with the abstention marker.
@@ -87,7 +89,7 @@ def synthetic_run(name: str, n: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        domain = DOMAINS[i % len(DOMAINS)]
+        domain = BUILT_IN[i % len(BUILT_IN)]
         topic = random.Random(f"topic{i}")
         pool = ["".join(_sentence(topic, 10) + " " for _ in range(4))[:PASSAGE_CHARS]
                 for _ in range(PASSAGES_PER_TOPIC)]

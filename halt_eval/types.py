@@ -16,8 +16,6 @@ Label = Literal["correct", "incorrect", "unverifiable"]
 LABELS: tuple[Label, ...] = ("correct", "incorrect", "unverifiable")
 #: A domain name: a built-in one or any registered with ``halt_eval.domains``.
 Domain = str
-#: The built-in domains.
-DOMAINS: tuple[str, ...] = ("math", "code", "bio", "med")
 FragmentKind = Literal["independent", "dependent"]
 KINDS: tuple[FragmentKind, ...] = ("independent", "dependent")
 

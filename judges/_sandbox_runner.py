@@ -28,7 +28,6 @@ The host also imports ``encode``, ``values_equal`` and ``stdout_equal`` from her
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import linecache

@@ -77,3 +77,26 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"{SHARED_DATA} is missing: tests read the project's shared data beside the checkout")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def code_report_runs(tmp_path_factory) -> tuple[Path, Path, list[dict]]:
+    """Baseline and candidate ``halt_code`` folders scored once per session by ``halt-eval score``
+    in the real sandbox, from tests/cases/report_code_answers.jsonl, with the cases."""
+    from halt_eval.cli import main
+    from halt_runs import require_tool
+
+    require_tool("bwrap", "apt-get install -y bubblewrap")
+    root = tmp_path_factory.mktemp("code_report_runs")
+    cases = [json.loads(line) for line in (CASES / "report_code_answers.jsonl").read_text().splitlines()
+             if line.strip()]
+    for side in ("baseline", "candidate"):
+        answers = root / f"{side}_answers.jsonl"
+        answers.write_text("".join(
+            json.dumps({"id": c["name"], "prompt": c["prompt"], "response": c[side],
+                        "reference": {"tests": c["tests"]}}) + "\n" for c in cases))
+        (root / side).mkdir()
+        assert main(["score", str(answers), "--domain", "code", "--task", "halt_code",
+                     "-o", str(root / side / "code.jsonl"),
+                     "--summary-json", str(root / side / "summary.json")]) == 0
+    return root / "baseline", root / "candidate", cases

@@ -15,10 +15,7 @@ from halt_eval.gate import document_changes, gate, pair_runs
 from halt_eval.reports.diff import match_fragments, render_diff
 from halt_eval.runs import load_run
 from halt_eval.types import ScoredResponse
-from halt_runs import browse, require_tool, scored_row, write_jsonl
-
-CASES_PATH = Path(__file__).parent / "cases" / "report_code_answers.jsonl"
-
+from halt_runs import browse, scored_row, write_jsonl
 
 def _runs(tmp_path: Path, n: int = 20, dropped: int = 15):
     """``n`` documents of three correct fragments in the baseline; the candidate gets the last two
@@ -103,24 +100,8 @@ def test_the_report_command_writes_the_diff_and_refuses_unpaired_runs(tmp_path, 
     assert "unpaired runs" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def code_runs(tmp_path_factory) -> tuple[Path, Path]:
-    """Baseline and candidate ``halt_code`` runs scored by the CLI in the real sandbox."""
-    require_tool("bwrap", "apt-get install -y bubblewrap")
-    root = tmp_path_factory.mktemp("code_diff")
-    cases = [json.loads(line) for line in CASES_PATH.read_text().splitlines() if line.strip()]
-    for side in ("baseline", "candidate"):
-        answers = root / f"{side}_answers.jsonl"
-        answers.write_text("".join(
-            json.dumps({"id": c["name"], "prompt": c["prompt"], "response": c[side],
-                        "reference": {"tests": c["tests"]}}) + "\n" for c in cases))
-        assert main(["score", str(answers), "--domain", "code", "--task", "halt_code",
-                     "-o", str(root / side / "code.jsonl")]) == 0
-    return root / "baseline", root / "candidate"
-
-
-def test_the_diff_of_two_real_code_runs_lists_the_regressed_document_first(code_runs, tmp_path):
-    base, cand = code_runs
+def test_the_diff_of_two_real_code_runs_lists_the_regressed_document_first(code_report_runs, tmp_path):
+    base, cand, _ = code_report_runs
     page = tmp_path / "diff.html"
     assert main(["report", "--baseline", str(base), "--candidate", str(cand), "-o", str(page)]) == 0
     dom = browse(page)

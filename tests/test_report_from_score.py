@@ -13,27 +13,13 @@ from pathlib import Path
 import pytest
 
 from halt_eval.cli import main
-from halt_runs import browse, require_tool
-
-CASES_PATH = Path(__file__).parent / "cases" / "report_code_answers.jsonl"
+from halt_runs import browse
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory) -> tuple[Path, Path, list[dict]]:
+def scored(code_report_runs) -> tuple[Path, Path, list[dict]]:
     """Baseline and candidate folders scored by ``halt-eval score --domain code``."""
-    require_tool("bwrap", "apt-get install -y bubblewrap")
-    root = tmp_path_factory.mktemp("scored")
-    cases = [json.loads(line) for line in CASES_PATH.read_text().splitlines() if line.strip()]
-    for side in ("baseline", "candidate"):
-        answers = root / f"{side}_answers.jsonl"
-        answers.write_text("".join(
-            json.dumps({"id": c["name"], "prompt": c["prompt"], "response": c[side],
-                        "reference": {"tests": c["tests"]}}) + "\n" for c in cases))
-        (root / side).mkdir()
-        code = main(["score", str(answers), "--domain", "code", "--task", "halt_code",
-                     "-o", str(root / side / "code.jsonl"), "--summary-json", str(root / side / "summary.json")])
-        assert code == 0
-    return root / "baseline", root / "candidate", cases
+    return code_report_runs
 
 
 def test_the_scored_rows_carry_what_each_case_expects(scored):
