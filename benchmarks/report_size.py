@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from halt_eval.reports.render import PAGE_SIZE, render
+
 from halt_eval.runs import Run, load_run
 from halt_eval.types import Fragment, Response, ScoredResponse, Verdict
 

@@ -83,8 +83,9 @@ def shared_data() -> Path:
 def code_report_runs(tmp_path_factory) -> tuple[Path, Path, list[dict]]:
     """Baseline and candidate ``halt_code`` folders scored once per session by ``halt-eval score``
     in the real sandbox, from tests/cases/report_code_answers.jsonl, with the cases."""
-    from halt_eval.cli import main
     from halt_runs import require_tool
+
+    from halt_eval.cli import main
 
     require_tool("bwrap", "apt-get install -y bubblewrap")
     root = tmp_path_factory.mktemp("code_report_runs")

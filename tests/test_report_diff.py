@@ -9,13 +9,14 @@ import re
 from pathlib import Path
 
 import pytest
+from halt_eval.reports.diff import match_fragments, render_diff
+from halt_runs import browse, scored_row, write_jsonl
 
 from halt_eval.cli import main
 from halt_eval.gate import document_changes, gate, pair_runs
-from halt_eval.reports.diff import match_fragments, render_diff
 from halt_eval.runs import load_run
 from halt_eval.types import ScoredResponse
-from halt_runs import browse, scored_row, write_jsonl
+
 
 def _runs(tmp_path: Path, n: int = 20, dropped: int = 15):
     """``n`` documents of three correct fragments in the baseline; the candidate gets the last two

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
+from halt_runs import browse
 
 from halt_eval.cli import main
-from halt_runs import browse
 
 
 @pytest.fixture(scope="module")
