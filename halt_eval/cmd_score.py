@@ -196,18 +196,14 @@ def _check_ray(args: argparse.Namespace) -> None:
 
 
 def check_n_desired(mode: str) -> None:
-    """``reference``, ``reference_recall`` or ``fixed:K`` with an integer K >= 1."""
-    if mode in ("reference", "reference_recall"):
-        return
-    if mode.startswith("fixed:"):
-        try:
-            k = int(mode.split(":", 1)[1])
-        except ValueError:
-            raise UsageError(f"--n-desired {mode!r}: expected fixed:K with an integer K") from None
-        if k < 1:
-            raise UsageError(f"--n-desired {mode!r}: K must be at least 1")
-        return
-    raise UsageError(f"--n-desired must be reference, reference_recall or fixed:K, got {mode!r}")
+    """A needed-count mode ``rules.parse_needed_mode`` takes (``reference``,
+    ``reference_recall``, ``fixed:K`` with an integer K >= 1)."""
+    from halt_eval.rules import parse_needed_mode
+
+    try:
+        parse_needed_mode(mode)
+    except ValueError as e:  # the message names the option as the user typed it
+        raise UsageError(f"--{str(e).replace('n_desired', 'n-desired', 1)}") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:

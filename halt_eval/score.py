@@ -16,7 +16,7 @@ from typing import Any
 from halt_eval.domains import Domain, get_domain
 from halt_eval.reasoning import DEFAULT_DELIMITERS, check_mode, split_reasoning
 from halt_eval.registry import spec_of
-from halt_eval.rules import apply_dependent_rule
+from halt_eval.rules import apply_dependent_rule, parse_needed_mode
 from halt_eval.split import DEFAULT_MARKERS, cut_at_marker, locate, strip_markers
 from halt_eval.types import (
     Fragment,
@@ -65,6 +65,8 @@ class ScoreConfig:
 
     def __post_init__(self) -> None:
         check_mode(self.reasoning)
+        if self.n_desired is not None:
+            parse_needed_mode(self.n_desired)
 
 
 @dataclass(slots=True)
@@ -120,6 +122,9 @@ class Scorer:
             if options.split and record.llm_splitter:
                 splitter = LLMFactSplitter(options=options)
         return cls(domain=record, splitter=splitter, judge=judge, config=config or ScoreConfig())
+
+    def __post_init__(self) -> None:
+        parse_needed_mode(self.n_desired_mode)  # a bad mode fails here, not on the first batch
 
     @property
     def n_desired_mode(self) -> str:
@@ -201,19 +206,11 @@ class Scorer:
             return [j for req in requests for j in self._judge([req])]
 
     def _n_desired(self, responses: Sequence[Response]) -> list[int | None]:
-        mode = self.n_desired_mode
+        mode, k = parse_needed_mode(self.n_desired_mode)
         if mode == "reference_recall":
             return [None] * len(responses)
-        if mode.startswith("fixed:"):
-            try:
-                k = int(mode.split(":", 1)[1])
-            except ValueError:
-                raise ValueError(f"n_desired {mode!r}: expected fixed:K with an integer K") from None
+        if mode == "fixed":
             return [k] * len(responses)
-        if mode != "reference":
-            raise ValueError(
-                f"n_desired must be 'reference', 'reference_recall' or 'fixed:K', got {mode!r}"
-            )
         limit = self.config.max_answer_chars
         texts: list[str] = []
         extra: list[int] = []
