@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from halt_eval import budget as _budget
+from halt_eval.budget import DEFAULT_ANSWER_BUDGET, Budget, check_budget
 from halt_eval.domains import Domain, get_domain
 from halt_eval.reasoning import DEFAULT_DELIMITERS, check_mode, split_reasoning
 from halt_eval.registry import spec_of
@@ -54,6 +56,10 @@ class ScoreConfig:
         natural_abstention: Also detect abstention in the model's own words ("I don't
             know", ...; ``halt_eval.abstain``) and record it in the row's evidence under
             ``"natural_abstention"``; ``abstained`` stays the marker's.
+        answer_budget: Seconds of splitting and judging per answer (``halt_eval.budget``;
+            ``None``: no limit). What a splitter or judge could not reach in time is one more
+            ``unverifiable`` fragment (or verdict) with reason ``over_budget``, and the row's
+            evidence records the budget under ``"budget"``.
     """
 
     markers: tuple[str, ...] = DEFAULT_MARKERS
@@ -62,9 +68,11 @@ class ScoreConfig:
     reasoning: str = "answer"
     reasoning_delimiters: tuple[str, str] = DEFAULT_DELIMITERS
     natural_abstention: bool = False
+    answer_budget: float | None = DEFAULT_ANSWER_BUDGET
 
     def __post_init__(self) -> None:
         check_mode(self.reasoning)
+        check_budget(self.answer_budget)
         if self.n_desired is not None:
             parse_needed_mode(self.n_desired)
 
@@ -141,7 +149,11 @@ class Scorer:
         return spec
 
     def score(self, responses: Sequence[Response]) -> list[ScoredResponse]:
-        """Score a batch. Never raises over one bad response: it gets an ``error``."""
+        """Score a batch. Never raises over one bad response: it gets an ``error``.
+
+        Each answer has its own time budget for splitting and judging
+        (``ScoreConfig.answer_budget``), so one long answer never costs the others theirs.
+        """
         responses, spans = self._without_reasoning(responses)
         cuts = []
         for r in responses:
@@ -149,21 +161,27 @@ class Scorer:
             over = len(text) > self.config.max_answer_chars
             cut = cut_at_marker(text[: self.config.max_answer_chars], self.config.markers)
             cuts.append((cut, over))
-        pieces = self._split(responses, [c.text for c, _ in cuts])
-        requests = []
-        for r, (cut, over), ps in zip(responses, cuts, pieces):
-            frags = [Fragment(i, p.text, p.span, self.domain.kind) for i, p in enumerate(ps)]
-            requests.append(JudgeRequest(r, tuple(frags), cut.marker_offset))
-        missing = [_missing_fragment(req) for req in requests]
-        judged = self._judge([req for req, m in zip(requests, missing) if m is None]) if any(
-            m is None for m in missing) else []
+        budget = Budget(self.config.answer_budget, responses)
+        with _budget.active(budget):
+            pieces = self._split(responses, [c.text for c, _ in cuts])
+            late: list[Piece | None] = []
+            for k, r in enumerate(responses):
+                pieces[k], rest = _over_budget_piece(budget.clock(r), pieces[k])
+                late.append(rest)
+            requests = []
+            for r, (cut, over), ps in zip(responses, cuts, pieces):
+                frags = [Fragment(i, p.text, p.span, self.domain.kind) for i, p in enumerate(ps)]
+                requests.append(JudgeRequest(r, tuple(frags), cut.marker_offset))
+            missing = [_missing_fragment(req) for req in requests]
+            judged = self._judge([req for req, m in zip(requests, missing) if m is None]) if any(
+                m is None for m in missing) else []
         it = iter(judged)
         judgements = [next(it) if m is None else _bad_fragments(req, m) for req, m in zip(requests, missing)]
         desired = self._n_desired(responses)
         spec = self.spec()
-        return [self._assemble(req, cut, over, judgement, n_des, spec, span)
-                for req, (cut, over), judgement, n_des, span
-                in zip(requests, cuts, judgements, desired, spans)]
+        return [self._assemble(req, cut, over, judgement, n_des, spec, span, lt, budget.clock(req.response))
+                for req, (cut, over), judgement, n_des, span, lt
+                in zip(requests, cuts, judgements, desired, spans, late)]
 
     def _without_reasoning(self, responses: Sequence[Response]):
         """The responses with the part ``config.reasoning`` names as their text, and per
@@ -231,10 +249,18 @@ class Scorer:
         return [(len(p) + x) or None for p, x in zip(pieces, extra)]
 
     def _assemble(self, req, cut, over, judgement: Judgement, n_desired, spec,
-                  reasoning: Mapping[str, Any] | None = None) -> ScoredResponse:
+                  reasoning: Mapping[str, Any] | None = None, late: Piece | None = None,
+                  clock: Any = None) -> ScoredResponse:
         r = req.response
         frags = list(req.fragments)
         verdicts = list(judgement.verdicts)
+        if late is not None:  # the part the splitter had no time left for: one fragment, not judged
+            frags.append(Fragment(len(frags), late.text, late.span, self.domain.kind))
+            verdicts.append(Verdict(
+                "unverifiable", "halt_eval", "over_budget",
+                f"characters {late.span[0]}-{late.span[1]} were not split or judged: the answer's "
+                f"{self.config.answer_budget:g}-second budget ran out",
+            ))
         if over:
             limit = self.config.max_answer_chars
             frags.append(Fragment(len(frags), r.text[limit:limit + 200], (limit, len(r.text)),
@@ -247,6 +273,8 @@ class Scorer:
             verdicts = apply_dependent_rule(verdicts)
         abstained = cut.marker_offset is not None or not frags
         evidence = dict(judgement.evidence)
+        if clock is not None and clock.evidence() is not None:
+            evidence["budget"] = clock.evidence()
         if reasoning is not None:
             evidence["reasoning"] = reasoning
         if self.config.natural_abstention:
@@ -269,6 +297,16 @@ class Scorer:
             judge_spec=spec,
             sample=r.sample,
         )
+
+
+def _over_budget_piece(clock: Any, pieces: Sequence[Piece]) -> tuple[list[Piece], Piece | None]:
+    """``pieces`` without the last one when it is the part the splitter left unsplit for lack
+    of time (``AnswerClock.cut_span``), and that piece: the scorer records it, the judge never
+    sees it."""
+    span = clock.cut_span() if clock is not None else None
+    if span is None or not pieces or tuple(pieces[-1].span) != span:
+        return list(pieces), None
+    return list(pieces[:-1]), pieces[-1]
 
 
 def _before_marker(fragments: Sequence[str], markers: Sequence[str]) -> list[str]:
