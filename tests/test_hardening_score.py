@@ -193,11 +193,12 @@ from halt_eval import budget as budget_module  # noqa: E402
 
 
 class FakeTime:
-    """``halt_eval.budget``'s clock, moved on only by the work the tests make "slow"."""
+    """``halt_eval.budget``'s clocks, moved on only by the work the tests make "slow"."""
 
     def __init__(self, monkeypatch):
         self.t = 0.0
-        monkeypatch.setattr(budget_module, "_now", lambda: self.t)
+        for kind in budget_module.CLOCKS:
+            monkeypatch.setitem(budget_module.CLOCKS, kind, lambda: self.t)
 
     def slow(self, fn, seconds=1.0):
         def wrapped(*a, **k):
@@ -220,9 +221,9 @@ LONG_BIO = " ".join(f"Ada Lovelace wrote note number {i} in {1800 + i}." for i i
 SHORT_BIO = "Ada Lovelace was a mathematician. She was born in London."
 
 
-def _bio_scorer(splitter, judge, seconds):
+def _bio_scorer(splitter, judge, seconds, clock="cpu"):
     return Scorer(toy_domain(n_desired="fixed:5", splitter="atomic_facts", judge=judge.name), splitter,
-                  judge, ScoreConfig(answer_budget=seconds))
+                  judge, ScoreConfig(answer_budget=seconds, budget_clock=clock))
 
 
 def _bio(rid, text):
@@ -237,23 +238,24 @@ def atomic():
     return AtomicFactSplitter(topic_is_person=True)
 
 
+@pytest.mark.parametrize("kind", ["cpu", "wall"])
 def test_splitting_past_the_budget_leaves_one_over_budget_fragment_and_spares_the_batch(
-        atomic, monkeypatch):
+        atomic, monkeypatch, kind):
     unlimited = _bio_scorer(atomic, AllCorrect(), None).score([_bio("long", LONG_BIO), _bio("short", SHORT_BIO)])
     clock = FakeTime(monkeypatch)
     # every parse of a batch of sentences "takes" a second; splitting may use half of 4 s
     monkeypatch.setattr(atomic, "_nlp", type("Slow", (), {"pipe": staticmethod(clock.slow(atomic._nlp.pipe))})())
-    long, short = _bio_scorer(atomic, AllCorrect(), 4.0).score([_bio("long", LONG_BIO), _bio("short", SHORT_BIO)])
+    long, short = _bio_scorer(atomic, AllCorrect(), 4.0, kind).score([_bio("long", LONG_BIO), _bio("short", SHORT_BIO)])
     last = long.verdicts[-1]
     assert (last.label, last.reason, last.judge) == ("unverifiable", "over_budget", "halt_eval")
-    assert "4-second budget ran out" in last.explanation
+    assert f"4-second budget ({kind} time) ran out" in last.explanation
     cut = long.fragments[-1].span
     assert cut[1] == len(LONG_BIO) and cut[0] == LONG_BIO.index("Ada Lovelace wrote note number 16 ")
     # two batches of 8 sentences were split and judged, as they are without a budget
     judged = [f.text for f in long.fragments[:-1]]
     assert judged == [f.text for f in unlimited[0].fragments if f.span[1] <= cut[0]] and len(judged) >= 16
     assert all(v.label == "correct" for v in long.verdicts[:-1])
-    assert long.evidence["budget"] == {"seconds": 4.0, "spent_s": 2.0,
+    assert long.evidence["budget"] == {"seconds": 4.0, "clock": kind, "spent_s": 2.0,
                                        "stops": [{"stage": "split", "at": cut[0], "span": list(cut)}]}
     # the other answer of the batch has its own clock: the same row as without a budget
     assert short.to_dict() == unlimited[1].to_dict() and "budget" not in short.evidence
@@ -304,6 +306,8 @@ def test_no_budget_no_clock_a_judge_outside_a_scorer_is_never_stopped(retrieval)
 def test_score_config_refuses_a_bad_budget(bad):
     with pytest.raises(ValueError, match="answer budget must be"):
         ScoreConfig(answer_budget=bad)
+    with pytest.raises(ValueError, match="budget clock must be one of cpu, wall"):
+        ScoreConfig(budget_clock="sundial")
 
 
 def test_score_records_a_budget_that_fired_and_counts_it_in_the_summary(tmp_path, capsys):
@@ -321,4 +325,4 @@ def test_score_records_a_budget_that_fired_and_counts_it_in_the_summary(tmp_path
     assert row["evidence"]["budget"]["seconds"] == 1e-9
     assert row["evidence"]["budget"]["stops"][0]["stage"] == "split"
     assert json.loads(summary.read_text())["over_budget_answers"] == 1
-    assert "1 answer(s) ran out of their 1e-09-second budget" in capsys.readouterr().out
+    assert "1 answer(s) ran out of their 1e-09-second budget (cpu time)" in capsys.readouterr().out
