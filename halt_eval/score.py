@@ -158,13 +158,16 @@ class Scorer:
         Each answer has its own time budget for splitting and judging
         (``ScoreConfig.answer_budget``), so one long answer never costs the others theirs.
         """
-        responses, spans = self._without_reasoning(responses)
+        whole, spans = self._without_reasoning(responses)
+        # The length cap before anything else: the splitter and the judge see at most
+        # ``max_answer_chars`` of an answer (the row keeps all of it; the rest is one
+        # ``unverifiable`` fragment).
+        limit = self.config.max_answer_chars
+        responses = [r if len(r.text) <= limit else dataclasses.replace(r, text=r.text[:limit])
+                     for r in whole]
         cuts = []
-        for r in responses:
-            text = r.text
-            over = len(text) > self.config.max_answer_chars
-            cut = cut_at_marker(text[: self.config.max_answer_chars], self.config.markers)
-            cuts.append((cut, over))
+        for r, w in zip(responses, whole):
+            cuts.append((cut_at_marker(r.text, self.config.markers), len(w.text) > limit))
         budget = Budget(self.config.answer_budget, responses, self.config.budget_clock)
         with _budget.active(budget):
             pieces = self._split(responses, [c.text for c, _ in cuts])
@@ -181,11 +184,11 @@ class Scorer:
                 m is None for m in missing) else []
         it = iter(judged)
         judgements = [next(it) if m is None else _bad_fragments(req, m) for req, m in zip(requests, missing)]
-        desired = self._n_desired(responses)
+        desired = self._n_desired(whole)
         spec = self.spec()
-        return [self._assemble(req, cut, over, judgement, n_des, spec, span, lt, budget.clock(req.response))
-                for req, (cut, over), judgement, n_des, span, lt
-                in zip(requests, cuts, judgements, desired, spans, late)]
+        return [self._assemble(req, cut, over, judgement, n_des, spec, span, lt, budget.clock(req.response), w)
+                for req, (cut, over), judgement, n_des, span, lt, w
+                in zip(requests, cuts, judgements, desired, spans, late, whole)]
 
     def _without_reasoning(self, responses: Sequence[Response]):
         """The responses with the part ``config.reasoning`` names as their text, and per
@@ -254,8 +257,8 @@ class Scorer:
 
     def _assemble(self, req, cut, over, judgement: Judgement, n_desired, spec,
                   reasoning: Mapping[str, Any] | None = None, late: Piece | None = None,
-                  clock: Any = None) -> ScoredResponse:
-        r = req.response
+                  clock: Any = None, whole: Response | None = None) -> ScoredResponse:
+        r = whole if whole is not None else req.response  # the answer as given, uncut
         frags = list(req.fragments)
         verdicts = list(judgement.verdicts)
         if late is not None:  # the part the splitter had no time left for: one fragment, not judged

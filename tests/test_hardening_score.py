@@ -326,3 +326,23 @@ def test_score_records_a_budget_that_fired_and_counts_it_in_the_summary(tmp_path
     assert row["evidence"]["budget"]["stops"][0]["stage"] == "split"
     assert json.loads(summary.read_text())["over_budget_answers"] == 1
     assert "1 answer(s) ran out of their 1e-09-second budget (cpu time)" in capsys.readouterr().out
+
+
+class RecordingJudge(AllCorrect):
+    def __init__(self):
+        self.seen = []
+
+    def judge(self, batch):
+        self.seen += [(len(r.response.text), len(r.text)) for r in batch]
+        return super().judge(batch)
+
+
+def test_the_judge_sees_only_the_capped_answer_and_the_row_keeps_all_of_it():
+    # The med judge's coverage check read the uncut answer (req.text): 5 MB indexed whole.
+    judge = RecordingJudge()
+    scorer = Scorer(toy_domain(), SentenceSplitter(), judge, ScoreConfig(max_answer_chars=100))
+    text = "Alpha is one. " * 5 + "B. " * 2_000_000
+    s = scorer.score([Response("big", "bio", "", text, {}), Response("small", "bio", "", "Alpha is one.", {})])
+    assert judge.seen == [(100, 100), (13, 13)]
+    assert s[0].response.text == text and s[0].to_dict()["response"] == text
+    assert s[0].verdicts[-1].reason == "over_length" and s[0].fragments[-1].span == (100, len(text))
