@@ -257,6 +257,10 @@ def test_splitting_past_the_budget_leaves_one_over_budget_fragment_and_spares_th
     assert all(v.label == "correct" for v in long.verdicts[:-1])
     assert long.evidence["budget"] == {"seconds": 4.0, "clock": kind, "spent_s": 2.0,
                                        "stops": [{"stage": "split", "at": cut[0], "span": list(cut)}]}
+    # the judge finds the splitter's record (skipped text) for the fragments it is given
+    from halt_eval.judges.atomic_facts import split_record
+
+    assert split_record(LONG_BIO, [f.span for f in long.fragments[:-1]]) is not None
     # the other answer of the batch has its own clock: the same row as without a budget
     assert short.to_dict() == unlimited[1].to_dict() and "budget" not in short.evidence
 
