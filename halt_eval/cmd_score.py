@@ -74,6 +74,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="keyword argument for the domain's judge (repeatable; VALUE is "
                              "parsed as JSON when it can be)")
+    parser.add_argument("--answer-budget", default=None, metavar="SECONDS",
+                        help="seconds of splitting and judging per answer (default: "
+                             f"{_default_budget():g}; `off` for no limit): what is left when they "
+                             "run out is unverifiable with reason over_budget, and the row's "
+                             "evidence records the budget; the other answers are not affected")
+    parser.add_argument("--budget-clock", choices=("cpu", "wall"), default="cpu",
+                        help="what --answer-budget counts: CPU seconds of this process (default: "
+                             "verdicts do not depend on the machine's load) or wall-clock seconds")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="answers per judge call (default: 32)")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
@@ -89,6 +97,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from halt_eval.judges.llm import add_cli_arguments
 
     add_cli_arguments(parser)
+
+
+def _default_budget() -> float:
+    from halt_eval.budget import DEFAULT_ANSWER_BUDGET
+
+    return DEFAULT_ANSWER_BUDGET
+
+
+def answer_budget(value: str | None) -> float | None:
+    """``--answer-budget``: seconds above 0, ``off`` (no limit), or the default when not given."""
+    from halt_eval.budget import check_budget
+
+    if value is None:
+        return _default_budget()
+    if value.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return check_budget(float(value))
+    except ValueError:
+        raise UsageError(f"--answer-budget must be a number of seconds above 0 or 'off', "
+                         f"got {value!r}") from None
 
 
 def _judge_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -161,6 +190,7 @@ def _check_options(args: argparse.Namespace) -> None:
         _check_ray(args)
     if args.n_desired is not None:
         check_n_desired(args.n_desired)
+    answer_budget(args.answer_budget)
     try:
         check_markers(DEFAULT_MARKERS + tuple(args.marker))
     except ValueError as e:
@@ -196,18 +226,14 @@ def _check_ray(args: argparse.Namespace) -> None:
 
 
 def check_n_desired(mode: str) -> None:
-    """``reference``, ``reference_recall`` or ``fixed:K`` with an integer K >= 1."""
-    if mode in ("reference", "reference_recall"):
-        return
-    if mode.startswith("fixed:"):
-        try:
-            k = int(mode.split(":", 1)[1])
-        except ValueError:
-            raise UsageError(f"--n-desired {mode!r}: expected fixed:K with an integer K") from None
-        if k < 1:
-            raise UsageError(f"--n-desired {mode!r}: K must be at least 1")
-        return
-    raise UsageError(f"--n-desired must be reference, reference_recall or fixed:K, got {mode!r}")
+    """A needed-count mode ``rules.parse_needed_mode`` takes (``reference``,
+    ``reference_recall``, ``fixed:K`` with an integer K >= 1)."""
+    from halt_eval.rules import parse_needed_mode
+
+    try:
+        parse_needed_mode(mode)
+    except ValueError as e:  # the message names the option as the user typed it
+        raise UsageError(f"--{str(e).replace('n_desired', 'n-desired', 1)}") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -288,7 +314,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--reasoning-delimiters: {e}") from None
     config = ScoreConfig(markers=DEFAULT_MARKERS + tuple(args.marker), n_desired=args.n_desired,
                          reasoning=args.reasoning, reasoning_delimiters=delimiters,
-                         natural_abstention=args.natural_abstention)
+                         natural_abstention=args.natural_abstention,
+                         answer_budget=answer_budget(args.answer_budget),
+                         budget_clock=args.budget_clock)
     try:
         scorer = Scorer.for_domain(
             args.domain, config=config, judge_kwargs=_judge_kwargs(args),
@@ -390,6 +418,7 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
                     "judge_spec": scorer.spec()})
     if args.natural_abstention:
         summary["natural_abstention"] = natural_abstention_summary(rows)
+    summary["over_budget_answers"] = sum("budget" in r.evidence for r in rows)
     stats = getattr(scorer.judge, "stats", None)  # the LLM judge's call counts
     if stats is not None:
         # On Ray the calls were made by the workers' judges, not this one.
@@ -401,6 +430,10 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
               f"{na['with_marker']} also with the marker, {na['without_marker']} without; "
               f"{na['marker_only']} with the marker only)" if na["rate"] is not None else
               "  natural abstention n/a")
+    if summary["over_budget_answers"]:
+        print(f"  note               {summary['over_budget_answers']} answer(s) ran out of their "
+              f"{scorer.config.answer_budget:g}-second budget ({scorer.config.budget_clock} time): the rest of each is unverifiable "
+              "(over_budget; row evidence 'budget'); --answer-budget raises it")
     if summary.get("judge_stats", {}).get("note"):  # e.g. the knowledge source was unreachable
         print(f"  note               {summary['judge_stats']['note']}")
     if args.summary_json:

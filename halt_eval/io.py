@@ -2,7 +2,8 @@
 
 Inputs are JSONL: ``halt-eval score`` rows (``id``, ``prompt``, ``response``, ``reference``,
 optional ``fragments``) or lm-eval ``samples_*.jsonl`` rows (``doc_id``, ``doc``,
-``resps``/``filtered_resps``), told apart per row.
+``resps``/``filtered_resps``), told apart per row. A row without ``id`` gets its file's name and
+line as id (``answers.jsonl:12``, ``default_id``).
 """
 
 from __future__ import annotations
@@ -105,6 +106,14 @@ def rows_to_responses(obj: Any, domain: str, *, task: str = "", where: str = "")
     return [row_to_response(obj, domain, task=task, where=where)]
 
 
+def default_id(where: str) -> str:
+    """The id of a row that has none: its file's name and line (``answers.jsonl:12``), so
+    id-less rows of two input files do not collide (two files of the same name in different
+    folders still can: their rows are then named as duplicates)."""
+    path, sep, line = where.rpartition(":")
+    return f"{Path(path).name}:{line}" if sep and path else where
+
+
 def row_to_response(obj: Any, domain: str, *, task: str = "", where: str = "") -> Response:
     """Turn one parsed JSON row into a ``Response``.
 
@@ -131,7 +140,7 @@ def row_to_response(obj: Any, domain: str, *, task: str = "", where: str = "") -
     sample = obj.get("sample")
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 0):
         raise InputError(f"{where}: field 'sample' must be an integer >= 0, got {sample!r}")
-    rid = obj.get("id", where.rsplit(":", 1)[-1])
+    rid = obj["id"] if "id" in obj else default_id(where)
     return Response(
         id=str(rid),
         domain=domain,  # type: ignore[arg-type]

@@ -38,20 +38,25 @@ NEEDED_COUNT_MODES: tuple[str, ...] = ("reference", "reference_recall", "fixed:K
 def parse_needed_mode(mode: str) -> tuple[str, int | None]:
     """``"fixed:5"`` -> ``("fixed", 5)``; ``"reference"`` -> ``("reference", None)``.
 
+    The one parser of the mode: ``ScoreConfig``, ``Scorer`` and ``halt-eval score --n-desired``
+    all check a mode here.
+
     Raises:
-        ValueError: Not one of ``NEEDED_COUNT_MODES`` (``K`` must be a positive integer).
+        ValueError: Not one of ``NEEDED_COUNT_MODES`` (``K`` must be an integer >= 1).
     """
+    if not isinstance(mode, str):
+        raise ValueError(f"n_desired must be a string such as 'fixed:5', got {type(mode).__name__}")
     if mode in ("reference", "reference_recall"):
         return mode, None
     if mode.startswith("fixed:"):
         try:
             k = int(mode.split(":", 1)[1])
         except ValueError:
-            k = 0
-        if k > 0:
-            return "fixed", k
-        raise ValueError(f"n_desired {mode!r}: expected fixed:K with a positive integer K")
-    raise ValueError(f"n_desired must be 'reference', 'reference_recall' or 'fixed:K', got {mode!r}")
+            raise ValueError(f"n_desired {mode!r}: expected fixed:K with an integer K") from None
+        if k < 1:
+            raise ValueError(f"n_desired {mode!r}: K must be at least 1")
+        return "fixed", k
+    raise ValueError(f"n_desired must be reference, reference_recall or fixed:K, got {mode!r}")
 
 
 def apply_dependent_rule(verdicts: Sequence[Verdict]) -> list[Verdict]:

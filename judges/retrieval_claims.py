@@ -71,6 +71,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from halt_eval.budget import answer_clock
 from halt_eval.judges.atomic_facts import MAX_FACTS_PER_ANSWER
 from halt_eval.split import sentence_spans
 from halt_eval.types import Judgement, JudgeRequest, Verdict
@@ -811,7 +812,8 @@ class RetrievalJudge:
                 self.knowledge().prefetch(topics)
         for req in batch:
             try:
-                out.append(self._judge_one(req))
+                with answer_clock(req.response, "judge"):
+                    out.append(self._judge_one(req))
             except Exception as e:  # noqa: BLE001 - one bad answer must not sink the batch
                 out.append(self._unverifiable(req, "judge_error", f"{type(e).__name__}: {e}"))
         return out
@@ -846,7 +848,8 @@ class RetrievalJudge:
         profile: Profile = "entail" if med else "bio"
         split_ev, over = _split_evidence(req)
         todo = [i for i, t in enumerate(texts) if t and i not in over]
-        X, details = self.verifier.features([texts[i] for i in todo], [found.passages[i] for i in todo], topic)
+        X, details = _features_in_budget(self.verifier, req, [texts[i] for i in todo],
+                                         [found.passages[i] for i in todo], topic)
         probs = self.verifier.probability(X, profile)
         thr = self.verifier.threshold(profile)
         verdicts: list[Verdict] = [Verdict("unverifiable", self.tag, "empty_fragment", "the fragment is empty")
@@ -854,6 +857,8 @@ class RetrievalJudge:
         for i in over:
             verdicts[i] = Verdict("unverifiable", self.tag, "over_budget",
                                   f"past the first {MAX_JUDGED_FACTS} facts of the answer; not judged")
+        for i in todo[len(details):]:  # the answer's time budget ran out before these
+            verdicts[i] = _over_time(self.tag)
         for i, p, d in zip(todo, probs, details):
             verdicts[i] = self._decide(float(p), thr, d, found, i, med)
         coverage = self._coverage(req) if self.coverage and med else None
@@ -953,3 +958,36 @@ def _must_have(reference: Any) -> list[str]:
         return _strings(reference.get("must_have"), "must_have")
     except BadReference:
         return []
+
+
+#: Facts whose features are computed at a time when an answer has a time budget; between
+#: chunks the judge checks the answer's clock (``halt_eval.budget``).
+BUDGET_CHUNK = 8
+
+
+def _features_in_budget(verifier: Verifier, req: JudgeRequest, claims: Sequence[str],
+                        evidence: Sequence[Sequence[Passage]], topic: str):
+    """``verifier.features`` for the first facts the answer's time budget allows: in chunks of
+    ``BUDGET_CHUNK`` while the budget lasts, all at once when there is none. Returns the feature
+    rows and details of a prefix of ``claims``; the clock records how many were left."""
+    from halt_eval.budget import clock_of
+
+    clock = clock_of(req.response)  # the stage ``judge`` opened
+    if clock.deadline is None:
+        return verifier.features(claims, evidence, topic)
+    rows, details = [], []
+    for start in range(0, len(claims), BUDGET_CHUNK):
+        if clock.expired():
+            clock.stop("judge", unjudged=len(claims) - start)
+            break
+        X, d = verifier.features(claims[start:start + BUDGET_CHUNK],
+                                 evidence[start:start + BUDGET_CHUNK], topic)
+        rows.append(X)
+        details.extend(d)
+    X = np.concatenate(rows) if rows else np.zeros((0, len(FEATURES)))
+    return X, details
+
+
+def _over_time(tag: str) -> Verdict:
+    return Verdict("unverifiable", tag, "over_budget",
+                   "the answer's time budget ran out before this fact was judged")

@@ -319,3 +319,63 @@ def test_the_report_refuses_a_run_with_an_impossible_sample_value(tmp_path, caps
     assert err == [f"halt-eval report: error: {run}/samples_halt_bio_{STAMP}.jsonl:7: lm-eval sample "
                    "value 'f1' is Infinity; metric values must be finite"]
     assert not (tmp_path / "report.html").exists()
+
+
+# ------------------------------------------- the needed-count mode checked from Python too
+
+@pytest.mark.parametrize("mode, says", [
+    ("fixed:-3", "K must be at least 1"),
+    ("fixed:0", "K must be at least 1"),
+    ("fixed:abc", "expected fixed:K with an integer K"),
+    ("everything", "n_desired must be reference, reference_recall or fixed:K"),
+])
+def test_score_config_refuses_an_impossible_needed_count(mode, says):
+    # Only the CLI checked the mode: from Python, fixed:-3 gave completeness -0.67 and F1 -4.0.
+    from halt_eval.score import ScoreConfig
+
+    with pytest.raises(ValueError, match=says):
+        ScoreConfig(n_desired=mode)
+
+
+def test_a_scorer_refuses_a_domain_whose_default_needed_count_is_impossible():
+    from conftest import LabelJudge, toy_domain
+    from halt_eval.score import Scorer
+    from halt_eval.split import SentenceSplitter
+
+    with pytest.raises(ValueError, match="K must be at least 1"):
+        Scorer(toy_domain(n_desired="fixed:-3"), SentenceSplitter(), LabelJudge())
+
+
+def test_a_valid_fixed_needed_count_still_scores():
+    from conftest import LabelJudge, toy_domain
+    from halt_eval.score import ScoreConfig, Scorer
+    from halt_eval.split import SentenceSplitter
+
+    scorer = Scorer(toy_domain(), SentenceSplitter(), LabelJudge(), ScoreConfig(n_desired="fixed:4"))
+    s = scorer.score([Response("a", "bio", "", "One is one. Two is two.", {"labels": ["correct"] * 2})])[0]
+    assert s.n_desired == 4 and s.completeness == 0.5
+
+
+# ----------------------------------------- rows without an id: unique across input files
+
+def test_id_less_rows_of_two_files_get_distinct_ids_and_are_all_scored(tmp_path, capsys):
+    from halt_eval.cli import main
+
+    row = {"prompt": "p", "response": "1 + 1 = 2. \\boxed{2}", "reference": {"answer": "2"}}
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    for path in (first, second):
+        path.write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["score", str(first), str(second), "--domain", "math", "-o", str(out)]) == 0
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert ids == ["first.jsonl:1", "first.jsonl:2", "second.jsonl:1", "second.jsonl:2"]
+    assert "duplicate" not in capsys.readouterr().err
+
+
+def test_a_row_id_given_is_kept_and_one_not_given_names_its_file(tmp_path):
+    from halt_eval.io import default_id, read_responses
+
+    path = tmp_path / "answers.jsonl"
+    path.write_text(json.dumps({"id": 7, "response": "A."}) + "\n\n" + json.dumps({"response": "B."}) + "\n")
+    assert [r.response.id for r in read_responses(path, "bio")] == ["7", "answers.jsonl:3"]
+    assert default_id(f"{tmp_path}/dir:with:colons/x.jsonl:12") == "x.jsonl:12"

