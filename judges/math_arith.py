@@ -49,27 +49,20 @@ def _is_num(tok: str) -> bool:
     return tok[0].isdigit() or tok[0] == "."
 
 
-def _expr(tokens: list[str], k: int, percent: bool, ltr: bool) -> tuple[Fraction, int]:
-    if ltr:
-        value, k = _unary(tokens, k, percent, ltr)
-        while k < len(tokens) and tokens[k] in "+-*/":
-            op = tokens[k]
-            rhs, k = _unary(tokens, k + 1, percent, ltr)
-            value = _apply(op, value, rhs)
-        return value, k
-    value, k = _term(tokens, k, percent, ltr)
-    while k < len(tokens) and tokens[k] in "+-":
-        op = tokens[k]
-        rhs, k = _term(tokens, k + 1, percent, ltr)
-        value = _apply(op, value, rhs)
-    return value, k
+# Binary operator levels, loosest first: standard precedence, or one level read left to right.
+_LEVELS = (("+", "-"), ("*", "/"))
+_LEFT_TO_RIGHT = (("+", "-", "*", "/"),)
 
 
-def _term(tokens, k, percent, ltr):
-    value, k = _unary(tokens, k, percent, ltr)
-    while k < len(tokens) and tokens[k] in "*/":
+def _expr(tokens: list[str], k: int, percent: bool, ltr: bool, level: int = 0) -> tuple[Fraction, int]:
+    """One binary level (left-associative): its operands are the next level's, or unary terms."""
+    levels = _LEFT_TO_RIGHT if ltr else _LEVELS
+    if level == len(levels):
+        return _unary(tokens, k, percent, ltr)
+    value, k = _expr(tokens, k, percent, ltr, level + 1)
+    while k < len(tokens) and tokens[k] in levels[level]:
         op = tokens[k]
-        rhs, k = _unary(tokens, k + 1, percent, ltr)
+        rhs, k = _expr(tokens, k + 1, percent, ltr, level + 1)
         value = _apply(op, value, rhs)
     return value, k
 

@@ -28,9 +28,14 @@ Reason codes (``Verdict.reason``):
 * ``unreadable_claim`` (unverifiable): a claim with no unknown could not be read or evaluated
   (``9^9^9^9``, an operand over ``MAX_OPERAND_CHARS``); such a step is never correct, whatever else holds,
   unless it states the final answer and that answer equals the reference.
-* ``reference_supported`` (correct): nothing to check, in an unsolved answer, before the
-  step where it leaves the reference solution's quantities (``reference_support=True`` only;
-  ``_against_reference``; its measured effect is in ``docs/math.md``).
+* ``reference_supported`` (correct): nothing to check, in an unsolved answer, at or before
+  the last step whose new quantities the reference solution all writes
+  (``reference_support``, on by default; ``_against_reference``; measured in ``docs/math.md``).
+* ``opening_step`` (correct): in an unsolved answer, the first step, with nothing to check and
+  no quantity the problem does not already give (``reference_support``).
+* ``unsupported_after_reference`` (unverifiable): in an unsolved answer, a step whose claims
+  hold but which comes after the last step on the reference solution's path (see ``_against_reference``):
+  the error the wrong answer proves may lie before it (``reference_support``).
 * ``diverges_from_reference`` (incorrect): in an unsolved answer, the first step after the
   last one sharing a quantity with the reference whose new quantities are all foreign to it
   (``locate=True`` only: see ``docs/math.md`` for its precision).
@@ -87,19 +92,22 @@ class SympyJudge:
         timeout_s: Time limit of each check, in seconds.
         workers: Worker processes; default ``min(2, cpu_count)``.
         memory_bytes: Address-space limit of each worker process, in bytes.
-        reference_support: Support or flag steps by the quantities the reference solution derives.
-        locate: With ``reference_support``, flag the first step of an unsolved answer that
-            leaves the reference's quantities as the first error.
+        reference_support: In an unsolved answer, read the steps against the quantities the
+            reference solution writes (``_against_reference``): steps on its path with nothing
+            to check are correct, steps past the last one on it are not vouched for by their
+            arithmetic alone. On by default (measured in ``docs/math.md``).
+        locate: Flag the first step of an unsolved answer that leaves the reference's
+            quantities as the first error (off by default: its precision is below 0.95).
 
     Raises:
         RuntimeError: sympy, math-verify or latex2sympy2_extended is missing.
     """
 
     name = "sympy"
-    version = "2"
+    version = "3"
 
     def __init__(self, *, timeout_s: float = TIMEOUT_S, workers: int | None = None,
-                 memory_bytes: int = MEMORY_LIMIT_BYTES, reference_support: bool = False,
+                 memory_bytes: int = MEMORY_LIMIT_BYTES, reference_support: bool = True,
                  locate: bool = False) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
@@ -240,16 +248,32 @@ def _against_reference(verdicts: list[Verdict], texts: list[str], prompt: str, r
                        support: bool, locate: bool) -> list[Verdict]:
     """Steps of an unsolved answer read against the reference solution's quantities.
 
-    A step's *new* quantities are the numbers it writes that neither the problem nor an
-    earlier step wrote (small integers left out: they cannot tell paths apart). A step whose
-    new quantities include one the reference also writes *follows* it; one whose new
-    quantities are all foreign *diverges*. The candidate first error is the first diverging
-    step after the last following one (a path that rejoins the reference later was only a
-    different path), before the judge's own first incorrect step.
+    The answer ends wrong, so its first error lies at or before the judge's first
+    ``incorrect`` step (the last step when nothing is flagged); a step before it is correct
+    only if no error precedes it. What the reference solution tells about where that error is:
 
-    * support: the steps before the candidate (or the judge's first error) that were left
-      ``no_checkable_claim`` become ``correct`` (``reference_supported``).
-    * locate: the candidate becomes ``incorrect`` (``diverges_from_reference``).
+    A step's *new* quantities are the numbers it writes that neither the problem nor an
+    earlier step wrote (integers up to ``SMALL_QUANTITY`` left out: they cannot tell paths
+    apart). A step whose new quantities are all ones the reference also writes *follows* it;
+    one whose new quantities are all foreign *diverges*; one with both has left the path while
+    repeating a number of it, and does neither (on the dev halves such a step comes before the
+    first error in 22-35% of cases, a following one in 68%). Up to the last following step the
+    answer is still on the reference's path; after it, nothing vouches for the reasoning.
+
+    With ``support``:
+
+    * up to the last following step, a step left ``no_checkable_claim`` is ``correct``
+      (``reference_supported``);
+    * the opening step, when it states nothing to check and writes no new quantity (it
+      restates the problem or names a method), is ``correct`` (``opening_step``);
+    * after the last following step, a step the judge found ``correct`` only because its
+      claims hold is ``unverifiable`` (``unsupported_after_reference``): its arithmetic
+      holds, but the error may already lie before it;
+    With ``locate``:
+
+    * the first diverging step after the last following one becomes ``incorrect``
+      (``diverges_from_reference``), the candidate first error (a path that rejoins the
+      reference later was only a different path).
     """
     ref_q = with_percent_forms(quantities(reference))
     seen = with_percent_forms(quantities(prompt))
@@ -257,27 +281,36 @@ def _against_reference(verdicts: list[Verdict], texts: list[str], prompt: str, r
     for text in texts:
         q = quantities(text)
         new = telling(q - seen)
-        status.append((None if not new else ("follows" if new & ref_q else "diverges"), new))
+        status.append((None if not new else "follows" if new <= ref_q else "mixed" if new & ref_q else "diverges",
+                       new))
         seen |= q
     stop = next((i for i, v in enumerate(verdicts) if v.label == "incorrect"), len(verdicts))
     last = max((i for i in range(stop) if status[i][0] == "follows"), default=-1)
     cand = next((i for i in range(last + 1, stop) if status[i][0] == "diverges"), None)
     out = list(verdicts)
-    end = stop if cand is None else cand
-    if support:
-        for i in range(end):
-            v = out[i]
-            if v.label == "unverifiable" and v.reason == "no_checkable_claim":
-                out[i] = Verdict("correct", tag, "reference_supported",
-                                 "nothing to check; the answer follows the reference solution up to here",
-                                 {**dict(v.evidence), "followed_until": end,
-                                  "shared_quantities": sorted(str(x) for x in status[i][1] & ref_q)})
+    for i in range(stop if support else 0):
+        v = out[i]
+        if v.label == "unverifiable" and v.reason == "no_checkable_claim" and i <= last:
+            out[i] = Verdict("correct", tag, "reference_supported",
+                             "nothing to check; the answer follows the reference solution up to here",
+                             {**dict(v.evidence), "followed_until": last,
+                              "shared_quantities": sorted(str(x) for x in status[last][1] & ref_q)[:10]})
+        elif v.label == "unverifiable" and v.reason == "no_checkable_claim" and i == 0 and status[0][0] is None:
+            out[i] = Verdict("correct", tag, "opening_step",
+                             "nothing to check and no new quantity: the opening step restates the problem "
+                             "or names a method", dict(v.evidence))
+        elif v.label == "correct" and v.reason == "claims_hold" and i > last:
+            out[i] = Verdict("unverifiable", tag, "unsupported_after_reference",
+                             "its claims hold, but the answer ends wrong and no step from here on stays on the "
+                             "reference solution's path (new quantities all the reference's): the error may "
+                             "lie before it",
+                             {**dict(v.evidence), "own_reason": v.reason, "followed_until": last})
     if locate and cand is not None:
         v = out[cand]
         out[cand] = Verdict("incorrect", tag, "diverges_from_reference",
                             "the answer is wrong and this step is the first to derive only quantities the "
                             "reference solution never reaches",
-                            {**dict(v.evidence), "own_reason": v.reason,
+                            {**dict(v.evidence), "own_reason": v.evidence.get("own_reason", v.reason),
                              "new_quantities": sorted(str(x) for x in status[cand][1])[:10]})
     return out
 

@@ -107,7 +107,7 @@ def test_the_memory_limit_is_a_judge_option_recorded_in_its_spec():
 
     judge = get_judge("sympy", memory_bytes=512 << 20)
     assert judge.spec()["options"] == {"timeout_s": 3.0, "memory_bytes": 512 << 20,
-                                       "reference_support": False, "locate": False}
+                                       "reference_support": True, "locate": False}
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="memory_bytes must be a positive integer"):
             SympyJudge(memory_bytes=bad)
