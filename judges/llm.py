@@ -446,7 +446,8 @@ class LLMJudge:
         ref_passages = _reference_passages(r, with_answer=self.coverage)
         for k, frag in enumerate(req.fragments):
             inner_v = vs[k]
-            if inner_v is not None and inner_v.label != "unverifiable":
+            # Decided facts stay; so do facts past the answer's budget or fact cap (bounded work).
+            if inner_v is not None and (inner_v.label != "unverifiable" or inner_v.reason == "over_budget"):
                 continue
             passages = _passages_from(inner_v.evidence if inner_v else None) or ref_passages
             if not passages:

@@ -231,6 +231,21 @@ def test_with_an_inner_judge_only_its_unverifiable_claims_reach_the_llm(server):
     assert j.verdicts[1].evidence["inner"]["label"] == "unverifiable"
 
 
+def test_facts_past_the_answers_budget_or_fact_cap_are_not_sent_to_the_llm(server):
+    class OverBudget(ScriptedJudge):
+        def judge(self, batch):
+            return [Judgement((Verdict("unverifiable", "scripted@1", "scripted", "",
+                                       {"passages": [{"text": "Person 0 never worked"}]}),)
+                              + tuple(Verdict("unverifiable", "scripted@1", "over_budget", "", {})
+                                      for _ in r.fragments[1:])) for r in batch]
+
+    judge = compose(OverBudget([]), LLMJudge("claims", options=opts(server)))
+    [j] = judge.judge([request(claims_set(1)[0])])
+    assert len(server.requests) == 1  # only the first fact, which the budget reached
+    assert [v.reason for v in j.verdicts[1:]] == ["over_budget", "over_budget"]
+    assert j.verdicts[0].judge == "llm@1"
+
+
 def test_a_claim_with_no_passage_is_unverifiable_without_a_call(server):
     resp = Response("x", "bio", "Tell me a bio of Z.", "Z was born.", {"topic": "Z"}, ("Z was born.",))
     judge = LLMJudge("claims", options=opts(server))
