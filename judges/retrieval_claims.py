@@ -29,7 +29,8 @@ Runs offline on a CPU. For each fragment (an atomic fact):
    - ``incorrect`` / ``contradicted`` (checked first): a close evidence sentence (cosine at
      least ``CONTRADICTION_MIN_COS`` or ``CONTRADICTION_MIN_OVERLAP`` of the fact's content
      words) states another number or year while the fact's number is nowhere in the
-     evidence, or has the opposite polarity;
+     evidence; or the best evidence sentence, at cosine ``POLARITY_MIN_COS`` or more, has
+     the opposite polarity; or an entity conflict (``entity_conflicts``);
    - ``incorrect`` / ``not_supported``: bio only, below threshold while the reference is the
      topic's own text (given passages or the topic's documents): the reference should cover
      a fact about its topic, as in FActScore;
@@ -91,6 +92,11 @@ MAX_CACHED_EMBEDDINGS = 100_000
 CONTRADICTION_MIN_COS = 0.75
 #: Or at least this share of the fact's content words in that sentence.
 CONTRADICTION_MIN_OVERLAP = 0.6
+#: A polarity clash (a negation in the fact or in its best evidence sentence, not both) is a
+#: contradiction only when that sentence is this close (cosine): "if you miss a dose, take it
+#: as soon as you remember" against "an extra dose should not be taken" is no contradiction.
+#: At the ``CONTRADICTION_MIN_COS`` bar 6 of the 9 K-QA rows it flagged were entailed ones.
+POLARITY_MIN_COS = 0.9
 #: A corpus with more documents than this is not indexed whole (FActScore's Wikipedia
 #: has millions); a topic missing from it is then unverifiable.
 MAX_GLOBAL_INDEX_DOCS = 200_000
@@ -496,45 +502,107 @@ def _clashes(kind: str, fact_text: str, other_text: str) -> bool:
     return fact_text.lower() not in other_text.lower() and other_text.lower() not in fact_text.lower()
 
 
+def _is_topic_subject(verb, drop: frozenset[str]) -> bool:
+    """Whether the subject of ``verb`` is the topic: its head word is a pronoun or a word of the
+    topic (an unknown topic, ``drop`` empty, accepts any subject)."""
+    if not drop:
+        return True
+    subj = _subject(verb)
+    return subj is not None and (subj.lower_ in _PRONOUN_SUBJECTS or subj.lower_ in drop)
+
+
+def _role(tok) -> str:
+    """How an entity token attaches to its relation: the preposition it hangs on, or its own
+    dependency ("attr", "dobj", ...)."""
+    cur = tok
+    for _ in range(4):
+        if cur.dep_ == "pobj" and cur.head.pos_ == "ADP":
+            return cur.head.lower_
+        if cur.head is cur or cur.head.pos_ in {"VERB", "AUX"}:
+            return cur.dep_
+        cur = cur.head
+    return cur.dep_
+
+
+#: Dependencies of a verb's children that carry what the relation is about (its object and
+#: complements), compared by ``_other_arguments``.
+_ARGUMENT_DEPS = frozenset({"dobj", "attr", "prep", "dative", "acomp", "oprd", "agent", "npadvmod"})
+
+
+def _other_arguments(verb, ent, drop: frozenset[str]) -> set[str]:
+    """Content words of the verb's object and complements, leaving out the branch that holds
+    ``ent``: what tells one event of a repeatable relation from another ("joined Mainz in
+    2017" and "joined Dortmund in 2018" are two events, not a clash of years)."""
+    words: set[str] = set()
+    for child in verb.children:
+        if child.dep_ not in _ARGUMENT_DEPS or child.i <= ent.root.i < child.i + 1 or (
+                child.left_edge.i <= ent.start and ent.end - 1 <= child.right_edge.i):
+            continue
+        words |= {w for t in child.subtree for w in content_words(t.text, drop)}
+    return words
+
+
 def entity_conflicts(claim_doc, sentence_docs, evidence_text: str,
                      drop: frozenset[str] = frozenset()) -> dict[str, Any] | None:
     """The first entity of the claim that the evidence states otherwise, or ``None``.
 
     Conservative: the claim's nationality, place, date (year) or name must appear nowhere in
     the evidence, and an evidence sentence must give another one of the same kind in the same
-    relation (the same verb, or "be" for a nationality) about the same subject (the head word of
-    its subject is a pronoun, a word of the topic, or a word of the claim's subject). ``drop``
-    holds the topic's words.
+    relation about the same subject:
+
+    - the same verb; "be" only for a nationality ("X is in Y" against "he is from Z" is no
+      clash: "be" joins too many relations);
+    - a place or name in the same role (the same preposition: "born in" against "born in",
+      not "president of" against "researcher in");
+    - the claim is about the topic (the head word of its subject is a pronoun or a word of the
+      topic, when the topic is known), and so is the sentence (a pronoun, a word of the topic,
+      or a word of the claim's subject);
+    - the evidence's entity is not the topic itself (a topic misread as a place) and does not
+      occur in the claim ("Wellington is in New Zealand" against "he is from New Zealand");
+    - the same event: the claim's other arguments of the verb (object, complements) are all
+      in the sentence's ("won the title in 2010" against "won the title in 2009", not "joined
+      Mainz in 2017" against "joined Dortmund in 2018").
+
+    ``drop`` holds the topic's words.
 
     Returns:
         ``{"kind", "fact", "fact_span", "evidence", "evidence_span", "sentence", "relation"}``;
         spans are character offsets into the claim and into the sentence.
     """
     evidence_lower = evidence_text.lower()
+    claim_lower = claim_doc.text.lower()
     for ent in claim_doc.ents:
         kind = CONFLICT_KINDS.get(ent.label_)
         if kind is None:
             continue
         text = _entity_text(ent)
-        if kind == "name" and set(_WORD.findall(text.lower())) <= drop:
+        if set(_WORD.findall(text.lower())) <= drop:
             continue  # the topic itself
         if _present(kind, text, evidence_lower, drop):
             continue
         verb = _anchor(ent.root)
-        if verb is None:
+        if verb is None or (verb.lemma_.lower() == "be" and kind != "nationality"):
+            continue
+        if not _is_topic_subject(verb, drop):
             continue
         subject = _subject_words(verb) - _STOP
+        role = _role(ent.root)
+        args = _other_arguments(verb, ent, drop)
         for sdoc in sentence_docs:
             for other in sdoc.ents:
                 if CONFLICT_KINDS.get(other.label_) != kind:
                     continue
                 other_text = _entity_text(other)
-                if kind == "name" and set(_WORD.findall(other_text.lower())) & drop:
+                if set(_WORD.findall(other_text.lower())) & drop or other_text.lower() in claim_lower:
                     continue
                 if not _clashes(kind, text, other_text):
                     continue
                 o_verb = _anchor(other.root)
                 if o_verb is None or o_verb.lemma_.lower() != verb.lemma_.lower():
+                    continue
+                if kind in {"place", "name"} and _role(other.root) != role:
+                    continue
+                if not args <= _other_arguments(o_verb, other, drop):
                     continue
                 # the same subject: the head word of the sentence's subject is a pronoun, a word
                 # of the topic or a word of the fact's subject ("the movement" is not "the
@@ -687,7 +755,7 @@ class Verifier:
             close = [s for s, cos in zip(sents, s_cos) if cos >= CONTRADICTION_MIN_COS or (
                 word_set and len(word_set & set(content_words(s))) / len(word_set) >= CONTRADICTION_MIN_OVERLAP)]
             clash = [s for s in close if num_missing and _numbers(s)]
-            contradicted = bool(clash) or (neg_mismatch and best_sent in close)
+            contradicted = bool(clash) or (neg_mismatch and row[0] >= POLARITY_MIN_COS)
             conflict = None
             if claim_doc is not None and any(CONFLICT_KINDS.get(e.label_) for e in claim_doc.ents):
                 conflict = entity_conflicts(claim_doc, self.parse(sents), all_text, drop)
@@ -749,7 +817,9 @@ class RetrievalJudge:
 
     name = "retrieval"
     #: 2: entity conflicts are contradictions; facts past the budget are not judged.
-    version = "2"
+    #: 3: narrower contradictions: a polarity clash needs a very close sentence; an entity
+    #: conflict needs the claim to be about the topic, the same role and the same event.
+    version = "3"
 
     def __init__(self, *, corpus: str | Path | None = None, top_k: int = TOP_K, device: str = "cpu",
                  classifier: Any = _MODEL_FILE, threads: int | None = TORCH_THREADS,

@@ -62,7 +62,7 @@ def test_judge_cases(judge, case):
     [j] = judge.judge([_request(case["domain"], case["text"], case["reference"])])
     got = [[v.label, v.reason] for v in j.verdicts]
     assert got == case["expected"], f"{case['why']}: {[v.explanation for v in j.verdicts]}"
-    assert all(v.reason in REASONS and v.judge == "retrieval@2" for v in j.verdicts)
+    assert all(v.reason in REASONS and v.judge == f"retrieval@{RetrievalJudge.version}" for v in j.verdicts)
 
 
 def test_chunks_keep_sentences_whole_and_overlap():
@@ -147,7 +147,7 @@ def test_coverage_is_an_option_and_the_spec_names_it(judge):
     plain = RetrievalJudge()
     assert plain.judge([req])[0].coverage is None and len(judge.judge([req])[0].coverage) == 1
     api = wikipedia.configured_api()  # None: the tests turn Wikipedia off (conftest)
-    assert judge.spec() == {"name": "retrieval", "version": "2", "options": {
+    assert judge.spec() == {"name": "retrieval", "version": "3", "options": {
         "top_k": rc.TOP_K, "coverage": True, "corpus": None, "classifier": "shipped",
         "knowledge": None if api is None else f"wikipedia:{api}"}}
 
@@ -279,3 +279,39 @@ def test_facts_past_the_budget_are_not_judged(judge, monkeypatch):
     facts = ["Ada Lovelace was born in London.", "Ada Lovelace died in 1852.", "Ada Lovelace was English."]
     [j] = judge.judge([_request("bio", " ".join(facts), {"topic": "Ada Lovelace", "passages": [ADA]}, facts)])
     assert [v.reason for v in j.verdicts] == ["supported", "supported", "over_budget"]
+
+
+def _conflict(judge, topic, passage, fact):
+    [j] = judge.judge([_request("bio", fact, {"topic": topic, "passages": [passage]})])
+    return j.verdicts[0].evidence["entity_conflict"]
+
+
+def test_entity_conflicts_need_a_fact_about_the_topic_and_the_same_event(judge):
+    # cases from FActScore's human facts (true, by the annotators) that the rule used to flag
+    # against other true statements about the same person
+    icardi = "Mauro Icardi was born on February 19, 1993. He joined Inter Milan in 2013."
+    # the fact is about his daughter, not the topic
+    assert _conflict(judge, "Mauro Icardi", icardi, "Francesca Icardi Nara was born on January 19, 2015.") is None
+    # another event of a repeatable relation: another club, so another year is no clash
+    assert _conflict(judge, "Mauro Icardi", icardi, "Mauro Icardi joined Sampdoria in 2011.") is None
+    # the topic misread as a place is not an entity of the evidence
+    assert _conflict(judge, "Bella Akhmadulina", "Akhmadulina died in 2010.",
+                     "Akhmadulina died in Peredelkino.") is None
+    # "be" joins too many relations for places: "X is in Y" against "he is from Z"
+    assert _conflict(judge, "Emmett Skilton", "Emmett Skilton is from New Zealand.",
+                     "Wellington is in New Zealand.") is None
+    # the same event with another year still clashes
+    c = _conflict(judge, "Mauro Icardi", icardi, "Mauro Icardi joined Inter Milan in 2015.")
+    assert c is not None and (c["kind"], c["fact"], c["evidence"]) == ("date", "2015", "2013")
+
+
+def test_a_polarity_clash_needs_a_sentence_that_says_the_same(judge):
+    # a K-QA statement physicians marked entailed: the closest sentence is about another point
+    answer = ("If you miss a dose of Saxenda, it is important to take it as soon as you remember. "
+              "Do not take two doses at the same time.")
+    fact = "An extra dose of Saxenda should not be taken to make up for a missed dose."
+    X, [d] = judge.verifier.features([fact], [[rc.Passage("answer", answer)]])
+    assert not d["contradicted"]
+    # the same statement negated is still a contradiction
+    X, [d] = judge.verifier.features(["Ibuprofen is not an NSAID."], [[rc.Passage("ref", "Ibuprofen is an NSAID.")]])
+    assert d["contradicted"] and d["negation_mismatch"]
