@@ -17,10 +17,11 @@ Versions:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the types import this module; at run time it needs none of theirs
     from halt_eval.types import Verdict
@@ -113,17 +114,25 @@ def fragment_key(text: str) -> str | None:
     return re.sub(r"\s+", "", body).rstrip(".;,!").casefold()
 
 
-#: Domains where the same fragment may rightly occur twice: a program repeats lines
-#: (``return False`` in two branches), so there only fragments without content are not counted.
-REPEATS_ALLOWED: frozenset[str] = frozenset({"code"})
+@functools.lru_cache(maxsize=64)
+def _repeats_count_by_name(name: str) -> bool:
+    from halt_eval.domains import get_domain  # the records import this module
+    try:
+        return get_domain(name).repeats_count
+    except ValueError:  # a row of a domain not known here: repeats do not count
+        return False
 
 
-def counted(texts: Sequence[str], domain: str = "") -> list[bool]:
+def counted(texts: Sequence[str], domain: Any = "") -> list[bool]:
     """Per fragment, whether it can add to ``n_correct``: not empty of content and not a
-    repeat of an earlier fragment of the same answer (repeats count in ``REPEATS_ALLOWED``)."""
+    repeat of an earlier fragment of the same answer (repeats count where the domain record's
+    ``repeats_count`` says so). ``domain``: a ``Domain`` record or a domain name."""
     seen: set[str] = set()
     out = []
-    repeats_ok = getattr(domain, "name", domain) in REPEATS_ALLOWED  # a name or a Domain record
+    if isinstance(domain, str):
+        repeats_ok = bool(domain) and _repeats_count_by_name(domain)
+    else:
+        repeats_ok = bool(getattr(domain, "repeats_count", False))
     for text in texts:
         key = fragment_key(text)
         out.append(key is not None and (repeats_ok or key not in seen))
@@ -132,7 +141,7 @@ def counted(texts: Sequence[str], domain: str = "") -> list[bool]:
     return out
 
 
-def count_correct(texts: Sequence[str], correct: Sequence[bool], domain: str = "") -> int:
+def count_correct(texts: Sequence[str], correct: Sequence[bool], domain: Any = "") -> int:
     """``n_correct``: fragments judged correct, a repeat or a fragment without content not
     counted (padding does not pay; see ``counted``)."""
     return sum(c and k for c, k in zip(correct, counted(texts, domain)))

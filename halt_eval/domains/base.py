@@ -72,6 +72,9 @@ class Domain:
         llm_policy_options: Options for that policy (``{"coverage": True}`` for med).
         llm_splitter: Registry name of the LLM splitter that may replace ``splitter``, or ``None``.
         corpus_option: Whether ``--corpus`` (a reference corpus) applies to the judge.
+        repeats_count: Whether a fragment repeating an earlier one of the same answer adds to
+            ``n_correct`` (code: a program rightly repeats ``return False``); elsewhere a repeat
+            is padding and does not count (``rules.counted``).
     """
 
     name: str
@@ -90,6 +93,7 @@ class Domain:
     llm_policy_options: Mapping[str, Any] = field(default_factory=dict)
     llm_splitter: str | None = None
     corpus_option: bool = False
+    repeats_count: bool = False
 
     def doc(self, task: str, source: str, rid: Any, prompt: str,
             reference: Mapping[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,7 @@ DOMAIN = Domain(
     judge="sandbox",
     n_desired="reference",
     reference_text=("solution",),
+    repeats_count=True,  # a program rightly repeats lines (`return False` in two branches)
     reference_help=('{"tests": [str], "setup": str} | {"test": str, "entry_point": str} '
                     '| {"io": [{"input": str, "output": str}]}  (+ optional "solution")'),
     sources={
