@@ -21,24 +21,31 @@ Sets and what a positive label means:
 
 from __future__ import annotations
 
-import csv
-import json
 import random
-import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-FACTSCORE_MODELS = ("ChatGPT", "InstructGPT", "PerplexityAI")
+# The readers of the upstream files live in the package (``halt-eval audit`` uses them too).
+from halt_eval.labelled import (  # noqa: F401  (re-exported for the benchmark scripts)
+    FACTSCORE_MODELS,
+    SEED,
+    build_factscore_reference,
+    expertqa_rows,
+    factscore_bios,
+    factscore_facts,
+    find,
+    kqa_rows,
+    stance_rows,
+)
+
 #: Inverse L2 strength: strong, for 14 correlated features and 202 K-QA rows. Chosen on K-QA
 #: dev (grouped-CV AUROC 0.792 at C=0.01, 0.788 at 0.03, 0.780 at 0.1, 0.774 at 1); FActScore
 #: does not care (0.738 at every C).
 LOGISTIC_C = 0.01
 #: Folds of the grouped cross-validation (groups: question, claim or topic).
 CV_FOLDS = 5
-SEED = 0
 
 
 @dataclass
@@ -114,104 +121,6 @@ def all_sets(data: Path, verifier, *, top_k: int, stance_limit: int | None, expe
     if len(fs.y):
         sets["factscore"] = fs
     return sets
-
-
-def find(data: Path, pattern: str) -> list[Path]:
-    """Files below ``data`` matching ``pattern``, sorted."""
-    return sorted(p for p in data.rglob(pattern) if p.is_file())
-
-
-def kqa_rows(data: Path) -> list[dict]:
-    """K-QA physician NLI rows: ``{group, premise, claim, label}``."""
-    rows = []
-    for path in find(data, "NLI_medical_annotator*.csv"):
-        with path.open(newline="", encoding="utf-8") as fh:
-            for r in csv.DictReader(fh):
-                if r.get("claim") and r.get("answer") and r.get("majority_label"):
-                    rows.append({"group": r["Question"], "premise": r["answer"], "claim": r["claim"],
-                                 "label": int(r["majority_label"].strip() == "Entailment")})
-    return rows
-
-
-def stance_rows(data: Path, limit: int | None) -> list[dict]:
-    """Factcheck-GPT claim-evidence stance rows: ``{group, premise, claim, label}``."""
-    rows = []
-    for path in find(data, "subtask3_claim_evidence_stance*.jsonl"):
-        for line in path.open(encoding="utf-8"):
-            r = json.loads(line)
-            if r.get("claim") and r.get("evidence"):
-                rows.append({"group": r["claim"], "premise": r["evidence"], "claim": r["claim"],
-                             "label": int(r["stance"] in {"completely-support", "partially-support"})})
-    return _sample(rows, limit)
-
-
-def expertqa_rows(data: Path, limit: int | None) -> list[dict]:
-    """ExpertQA medicine claims with evidence: ``{group, premise, claim, label}``."""
-    pos = {"Definitely correct", "Probably correct"}
-    neg = {"Likely incorrect", "Definitely incorrect"}
-    rows, seen = [], set()
-    for path in find(data, "*.medicine.jsonl"):
-        for line in path.open(encoding="utf-8"):
-            r = json.loads(line)
-            for answer in (r.get("answers") or {}).values():
-                for c in answer.get("claims") or []:
-                    label = c.get("correctness")
-                    evidence = [e for e in c.get("evidence") or [] if isinstance(e, str) and e.strip()]
-                    key = (c.get("claim_string"), label)
-                    if label not in pos | neg or not evidence or not c.get("claim_string") or key in seen:
-                        continue
-                    seen.add(key)
-                    rows.append({"group": r["question"], "premise": "\n".join(evidence),
-                                 "claim": c["claim_string"], "label": int(label in pos)})
-    return _sample(rows, limit)
-
-
-def _sample(rows: list[dict], limit: int | None) -> list[dict]:
-    if limit is None or len(rows) <= limit:
-        return rows
-    return random.Random(SEED).sample(rows, limit)
-
-
-def factscore_bios(data: Path) -> dict[str, list[dict]]:
-    """FActScore labelled rows with annotations, per model file."""
-    out = {}
-    for model in FACTSCORE_MODELS:
-        files = find(data, f"{model}*.jsonl")
-        rows = [json.loads(line) for p in files for line in p.open(encoding="utf-8") if line.strip()]
-        out[model] = [r for r in rows if r.get("annotations")]
-    return out
-
-
-def build_factscore_reference(bios: dict[str, list[dict]], model: str, db: Path) -> None:
-    """A FActScore-format SQLite whose page for each topic is the other models' ``S`` facts.
-
-    One document per (topic, other model): its ``S`` facts joined as sentences.
-    """
-    db.parent.mkdir(parents=True, exist_ok=True)
-    if db.exists():
-        db.unlink()
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE documents (title PRIMARY KEY, text)")
-        pages: dict[str, list[str]] = {}
-        for other in FACTSCORE_MODELS:
-            if other == model:
-                continue
-            for bio in bios[other]:
-                facts = [f["text"].strip() for a in bio["annotations"]
-                         for f in a.get("human-atomic-facts") or [] if f.get("label") == "S"]
-                if facts:
-                    pages.setdefault(bio["topic"], []).append(" ".join(facts))
-        conn.executemany("INSERT INTO documents VALUES (?, ?)",
-                         [(t, "\n".join(texts)) for t, texts in pages.items()])
-
-
-def factscore_facts(bios: list[dict]) -> Iterator[tuple[str, str, int]]:
-    """``(topic, fact, label)`` for every ``S`` / ``NS`` human fact."""
-    for bio in bios:
-        for a in bio["annotations"]:
-            for f in a.get("human-atomic-facts") or []:
-                if f.get("label") in {"S", "NS"}:
-                    yield bio["topic"], f["text"], int(f["label"] == "S")
 
 
 def pair_set(name: str, rows: list[dict], verifier, top_k: int) -> ClaimSet:

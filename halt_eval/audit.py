@@ -19,24 +19,46 @@ Per set it reports:
   correct 1, unverifiable 0.5, incorrect 0) over fragments;
 * ``human_correctness`` and ``ours_correctness`` (means, points) and the counts.
 
+* ``auroc_p``: for judges whose every verdict carries ``p_supported`` (the embedded claims
+  judge), the AUROC of that probability, with ``incorrect`` verdicts scored 0.
+
 Labelled data per domain comes from a *loader* registered in ``LOADERS``: a function of the
 data directory and a row limit returning ``AuditSet``s, each a list of ``LabelledItem``
-(a ``Response`` with its fragments, and one human label per fragment). Math reads
-ProcessBench's development halves (``math/processbench/{gsm8k,math}.dev.json``; a step label
-is the 0-based first wrong step or -1: the steps before it are correct, the rest incorrect)
-with references joined by problem text from ``math/gsm8k/test.jsonl`` and
-``math/math-500/test.jsonl``. Other domains add their loader to ``LOADERS``.
+(a ``Response`` with its fragments, and one human label per fragment). The readers of the
+upstream files are in ``halt_eval.labelled``.
+
+* **math**: ProcessBench's development halves (``math/processbench/{gsm8k,math}.dev.json``;
+  a step label is the 0-based first wrong step or -1: the steps before it are correct, the rest
+  incorrect) with references joined by problem text from ``math/gsm8k/test.jsonl``,
+  ``math/math-test-5000/test.jsonl`` and ``math/math-500/test.jsonl``.
+* **bio**: FActScore's human atomic facts, one set per model file. A bio's fragments are the
+  human facts labelled ``S`` (correct) or ``NS`` (not correct); ``IR`` (irrelevant) facts are
+  left out, as FActScore's own score leaves them out. The human facts are rewritten, not cut
+  from the bio, so the answer text given to the judge is the facts, one per line. The
+  reference is the topic's stand-in text (``labelled.factscore_reference_texts``: the ``S``
+  facts of the other models' bios of the same person) as ``passages``, or with
+  ``corpus=True`` only the topic, so the judge's corpus is searched instead.
+* **med**: K-QA physician NLI (``kqa``): one item per labelled LLM answer; its fragments are
+  the physician statements labelled on it, judged against the LLM answer as the reference
+  (``{"answer": ...}``); a statement the physicians' majority says the answer entails is
+  correct, a neutral or contradicted one not. Factcheck-GPT (``factcheck_gpt``): the Factbench
+  responses whose claims have evidence passages in ``subtask3_claim_evidence_stance``; the
+  fragments are the claims labelled true (correct) or false, the reference those passages
+  (claims labelled ``unknown`` and responses without passages are left out).
+
+What a loader leaves out is counted in ``AuditSet.left_out`` and reported with the figures.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from halt_eval import rules
+from halt_eval import labelled, rules
 from halt_eval.types import Response, ScoredResponse
 
 #: ProcessBench development halves audited for math (those with a GSM8K/MATH reference).
@@ -67,6 +89,8 @@ class AuditSet:
     name: str
     items: tuple[LabelledItem, ...]
     source: str = ""
+    #: What the loader left out, and how many: ``{"IR facts": 252, ...}``.
+    left_out: Mapping[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- loaders
@@ -141,8 +165,116 @@ def load_math(data: Path, limit: int | None = None, sets: Sequence[str] = MATH_S
     return out
 
 
+def load_bio(data: Path, limit: int | None = None, *, corpus: bool = False) -> list[AuditSet]:
+    """FActScore's human atomic facts, one set per model file (see the module docstring).
+
+    Args:
+        data: Searched recursively for ``{ChatGPT,InstructGPT,PerplexityAI}*.jsonl``.
+        limit: First N bios of each set (counted among the bios kept).
+        corpus: Give only the topic as the reference (the judge's ``corpus`` is searched),
+            not the stand-in text.
+    """
+    bios = labelled.factscore_bios(data)
+    if not any(bios.values()):
+        raise FileNotFoundError(f"no FActScore labelled bios ({', '.join(labelled.FACTSCORE_MODELS)}"
+                                f"*.jsonl with annotations) under {data}")
+    out = []
+    for model in labelled.FACTSCORE_MODELS:
+        files = labelled.find(data, f"{model}*.jsonl")
+        refs = {} if corpus else labelled.factscore_reference_texts(bios, model)
+        items: list[LabelledItem] = []
+        left: Counter[str] = Counter()
+        for bio in bios[model]:
+            if limit is not None and len(items) >= limit:
+                break
+            facts = [((f.get("text") or "").strip(), f.get("label")) for a in bio["annotations"]
+                     for f in a.get("human-atomic-facts") or []]
+            left["IR facts"] += sum(lab == "IR" for _, lab in facts)
+            kept = [(t, lab) for t, lab in facts if t and lab in ("S", "NS")]
+            topic = bio["topic"]
+            if not kept:
+                left["bios without S/NS facts"] += 1
+                continue
+            if not corpus and topic not in refs:
+                left["bios whose person no other model has S facts about (no reference)"] += 1
+                continue
+            texts = tuple(t for t, _ in kept)
+            reference: dict[str, Any] = {"topic": topic}
+            if not corpus:
+                reference["passages"] = [refs[topic]]
+            items.append(LabelledItem(
+                Response(id=f"{model}|{topic}", domain="bio", prompt=bio.get("input") or f"Tell me a bio of {topic}.",
+                         text="\n".join(texts), reference=reference, fragments=texts),
+                tuple(lab == "S" for _, lab in kept)))
+        if files:
+            out.append(AuditSet(f"factscore_{model}", tuple(items), ", ".join(map(str, files)),
+                                {k: v for k, v in left.items() if v}))
+    return out
+
+
+def kqa_items(data: Path, limit: int | None = None) -> tuple[list[LabelledItem], list[Path]]:
+    """K-QA physician NLI rows grouped by (question, LLM) into labelled items."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in labelled.kqa_rows(data):
+        groups.setdefault((r["group"], r["llm"]), []).append(r)
+    items = []
+    for (question, llm), rows in groups.items():
+        if limit is not None and len(items) >= limit:
+            break
+        claims = tuple(r["claim"].strip() for r in rows)
+        items.append(LabelledItem(
+            Response(id=f"{llm}|{question}", domain="med", prompt=question, text="\n".join(claims),
+                     reference={"answer": rows[0]["premise"]}, fragments=claims),
+            tuple(bool(r["label"]) for r in rows)))
+    return items, labelled.find(data, "NLI_medical_annotator*.csv")
+
+
+def factcheck_items(data: Path, limit: int | None = None) -> tuple[list[LabelledItem], Counter[str], list[Path]]:
+    """Factbench responses whose claims have evidence passages, as labelled items."""
+    evidence: dict[str, list[str]] = {}
+    for r in labelled.stance_rows(data):
+        evidence.setdefault(r["claim"].strip(), []).append(r["premise"])
+    items: list[LabelledItem] = []
+    left: Counter[str] = Counter()
+    for n, row in enumerate(labelled.factbench_rows(data)):
+        if limit is not None and len(items) >= limit:
+            break
+        pairs = [(str(c).strip(), lab) for c, lab in zip(row["claims"], row["claim_labels"])]
+        passages = list(dict.fromkeys(p for c, _ in pairs for p in evidence.get(c, [])))
+        if not passages:
+            left["responses without evidence passages"] += 1
+            continue
+        kept = [(c, lab) for c, lab in pairs if c and isinstance(lab, bool)]
+        left["claims labelled unknown"] += len(pairs) - len(kept)
+        if not kept:
+            continue
+        claims = tuple(c for c, _ in kept)
+        items.append(LabelledItem(
+            Response(id=f"factbench-{n}", domain="med", prompt=row.get("prompt") or "", text="\n".join(claims),
+                     reference={"answer": passages}, fragments=claims),
+            tuple(lab for _, lab in kept)))
+    files = labelled.find(data, "Factbench*.jsonl") + labelled.find(data, "subtask3_claim_evidence_stance*.jsonl")
+    return items, left, files
+
+
+def load_med(data: Path, limit: int | None = None) -> list[AuditSet]:
+    """K-QA physician NLI and Factcheck-GPT claims (see the module docstring)."""
+    out = []
+    kqa, kqa_files = kqa_items(data, limit)
+    if kqa:
+        out.append(AuditSet("kqa", tuple(kqa), ", ".join(map(str, kqa_files))))
+    fc, left, fc_files = factcheck_items(data, limit)
+    if fc:
+        out.append(AuditSet("factcheck_gpt", tuple(fc), ", ".join(map(str, fc_files)),
+                            {k: v for k, v in left.items() if v}))
+    if not out:
+        raise FileNotFoundError(f"no K-QA NLI_medical_annotator*.csv and no Factcheck-GPT Factbench*.jsonl "
+                                f"with claim evidence (subtask3_claim_evidence_stance*.jsonl) under {data}")
+    return out
+
+
 #: Domain -> loader of its labelled sets.
-LOADERS: dict[str, Callable[..., list[AuditSet]]] = {"math": load_math}
+LOADERS: dict[str, Callable[..., list[AuditSet]]] = {"math": load_math, "bio": load_bio, "med": load_med}
 
 
 # ---------------------------------------------------------------- measuring
@@ -172,6 +304,14 @@ def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
     return (rank_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
 
 
+def _p_score(verdict: Any) -> float | None:
+    """The verdict's ``p_supported`` (0 for an ``incorrect`` verdict), ``None`` without one."""
+    p = verdict.evidence.get("p_supported") if isinstance(verdict.evidence, Mapping) else None
+    if not isinstance(p, (int, float)):
+        return None
+    return 0.0 if verdict.label == "incorrect" else float(p)
+
+
 def _mean(xs: Sequence[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
@@ -181,6 +321,7 @@ def measure(items: Sequence[LabelledItem], scored: Sequence[ScoredResponse]) -> 
     misjudged, abs_err, ours_c, human_c = [], [], [], []
     labels: list[str] = []
     truth: list[bool] = []
+    p_scores: list[float | None] = []
     skipped: list[dict[str, str]] = []
     first_flag_ok = first_flags = 0
     for item, s in zip(items, scored):
@@ -199,6 +340,7 @@ def measure(items: Sequence[LabelledItem], scored: Sequence[ScoredResponse]) -> 
             abs_err.append(abs(ours_corr - human_corr))
         labels += ours
         truth += item.human
+        p_scores += [_p_score(v) for v in s.verdicts]
         first = next((i for i, o in enumerate(ours) if o == "incorrect"), None)
         if first is not None:
             first_flags += 1
@@ -227,6 +369,8 @@ def measure(items: Sequence[LabelledItem], scored: Sequence[ScoredResponse]) -> 
         "recall_not_correct": len([h for h in flagged if not h]) / n_bad if n_bad else None,
         "balanced_accuracy": (tpr + tnr) / 2 if tpr is not None and tnr is not None else None,
         "auroc": auroc([_score_of(o) for o in labels], truth),
+        "auroc_p": (auroc(p_scores, truth)  # type: ignore[arg-type]
+                    if p_scores and all(p is not None for p in p_scores) else None),
         "labels": {k: labels.count(k) for k in ("correct", "incorrect", "unverifiable")},
         "skipped": skipped,
     }
@@ -250,6 +394,7 @@ def run_audit(scorer: Any, sets: Sequence[AuditSet], *, batch_size: int = 32,
                 progress(aset.name, len(scored), len(items))
         figures = measure(items, scored)
         figures["source"] = aset.source
+        figures["left_out"] = dict(aset.left_out)
         figures["rows"] = [_row(it, s) for it, s in zip(items, scored)]
         out["sets"][aset.name] = figures
     return out
@@ -275,6 +420,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("recall_not_correct", "recall", "{:.3f}"),
     ("balanced_accuracy", "bal. acc.", "{:.3f}"),
     ("auroc", "AUROC", "{:.3f}"),
+    ("auroc_p", "AUROC p", "{:.3f}"),
 )
 
 

@@ -11,22 +11,32 @@ EPILOG = """\
 figures per set (fragments labelled by people; our label after the dependent rule, with
 `unverifiable` counted as not correct):
   misjudged/resp     fragments whose label differs from the human one, per response
-                     (HALT Table 1: MATH 0.63 misjudged steps per response, Llama3-405B judge)
+                     (HALT Table 1, Llama3-405B judge: bio 0.27 of 9.58 fragments, MATH 0.63,
+                     medicine 0.41, code 1.14 of 7.85 lines)
   corr. MAE (pts)    mean absolute difference of per-response correctness, in points
   bias (pts)         mean correctness ours minus mean human, in points
   precision flagged  share of the fragments we label incorrect that people label not correct
   recall             share of the human not-correct fragments we label incorrect
   bal. acc., AUROC   correct vs not correct over fragments (AUROC scores our labels
                      correct 1, unverifiable 0.5, incorrect 0)
+  AUROC p            the same with the judge's p_supported as the score (incorrect 0), when
+                     every verdict carries one (the embedded bio/med judge)
 
 data (--data DIR, default $HALT_DATA_DIR):
   math  DIR/math/processbench/{gsm8k,math}.dev.json, references joined by problem text
-        from DIR/math/gsm8k/test.jsonl and DIR/math/math-500/test.jsonl
+        from DIR/math/gsm8k/test.jsonl, math-test-5000 and math-500
+  bio   FActScore human atomic facts (DIR/**/{ChatGPT,InstructGPT,PerplexityAI}*.jsonl), one
+        set per model; S facts correct, NS not, IR left out; reference: the S facts of the
+        other models' bios of the same person (with --corpus: the corpus, by topic)
+  med   kqa: K-QA physician statements (DIR/**/NLI_medical_annotator*.csv) judged against
+        the LLM answer they were labelled on (entailed = correct); factcheck_gpt: Factbench
+        claims (DIR/**/Factbench*.jsonl, true = correct) against their evidence passages
+        (DIR/**/subtask3_claim_evidence_stance*.jsonl)
 
 examples:
   halt-eval audit --domain math --limit 50 --json audit.json
   halt-eval audit --domain math --judge-arg reference_support=true --judge-arg locate=true
-  halt-eval audit --domain math --judge-backend openai --judge-model M --judge-base-url URL
+  halt-eval audit --domain med --judge-backend openai --judge-model M --judge-base-url URL
 """
 
 
@@ -69,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         print("halt-eval audit: no data directory: pass --data DIR or set HALT_DATA_DIR", file=sys.stderr)
         return 2
     try:
-        sets = LOADERS[args.domain](root, args.limit)
+        options = {"corpus": True} if args.domain == "bio" and args.corpus else {}
+        sets = LOADERS[args.domain](root, args.limit, **options)
     except (OSError, ValueError, KeyError) as e:
         print(f"halt-eval audit: cannot read the labelled data: {e}", file=sys.stderr)
         return 2
@@ -96,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
           f"judge; rules {report['rules_version']})")
     print(format_table(report))
     for name, f in report["sets"].items():
+        if f.get("left_out"):
+            print(f"{name}: left out by the loader: "
+                  + ", ".join(f"{v} {k}" for k, v in f["left_out"].items()))
         if f["n_skipped"]:
             print(f"{name}: {f['n_skipped']} answer(s) could not be judged and are left out "
                   f"(first: {f['skipped'][0]['id']}: {f['skipped'][0]['why']})", file=sys.stderr)
