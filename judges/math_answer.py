@@ -26,7 +26,8 @@ BASE_NOTATION = re.compile(
     r"\s*_\s*(?:\{\s*)?\d")
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_HASHES = re.compile(r"^\s*####\s*(?P<a>.+?)\s*$", re.MULTILINE)
+#: GSM8K's "#### 42" (not a Markdown heading: "#### Step 1: ...", "#### 3. Compute").
+_HASHES = re.compile(r"^\s*####\s*(?P<a>(?!\d+[.:)]\s)[-$\\\d.(][^\n]*?)\s*$", re.MULTILINE)
 _ANSWER_IS = re.compile(
     r"(?:final answer|the answer|^[\s*#]*answer)\s*(?:is|:)\s*:?\s*\**\s*"
     r"(?P<a>\$[^$]+\$|\\\(.+?\\\)|[^\n]+?)\s*\**\s*(?:\.\s|\.?\s*$|\n)",
@@ -96,9 +97,9 @@ def ranked_final_answer(text: str) -> tuple[int, str] | None:
         while inner is not None and inner.group("a").strip() != answer:
             answer = inner.group("a").strip()
             inner = _ANSWER_IS.search(answer + "\n")
-        for a, b in (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-            if answer.startswith(a) and answer.endswith(b) and len(answer) > len(a) + len(b):
-                answer = answer[len(a):-len(b)].strip()
+        math = _LATEX_ENV.match(answer)
+        if math:  # "$15$ minutes", "\(x = 2 + 3 = 5\)": the math, the value it ends on
+            answer = _last_value(next(g for g in math.groups() if g is not None).strip().rstrip(".,;").strip())
         return (2, answer) if answer else None
     return None
 
@@ -112,7 +113,9 @@ _LATEX_ENV = re.compile(
 )
 _NUM = r"-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
 _NUMBER = re.compile(rf"(?<![\w.,^_\\/])(?P<n>{_NUM})(?:\s*(?P<pct>\\?%|percent\b))?(?!\d)")
-_TUPLE = re.compile(rf"(?<![\w^_\\])\(\s*{_NUM}(?:\s*,\s*{_NUM})+\s*\)")
+#: A tuple in prose: "(3, 2)", "(4,\pi)", "(\frac{1}{2}, -1)" (numbers and LaTeX, no words).
+_ENTRY = r"(?:[-+\d.^/{}]|\\[A-Za-z]+)+"
+_TUPLE = re.compile(rf"(?<![\w^_\\])\(\s*{_ENTRY}(?:\s*,\s*{_ENTRY})+\s*\)")
 #: "x = 3", "f(x) = -1.5", "x_1 = 2" in prose: a short name, "=", a number ending the clause.
 _EQUATION = re.compile(rf"(?<![\w\\])(?P<eq>[A-Za-z](?:_\{{?\w+\}}?)?(?:\([A-Za-z]\))?\s*=\s*{_NUM})(?![\d.,]\d)")
 #: One letter, maybe with a subscript or prime: the name of an unknown.
@@ -124,9 +127,8 @@ _COMMANDS = re.compile(r"\\(?:text|mathrm|mbox|textbf|operatorname|begin|end)\s*
 _CHAIN = re.compile(r"(?<![<>!\\])=|\\(?:approx|equiv)(?![A-Za-z])")
 #: A modulus closing a congruence ("\equiv 3 \pmod{7}"): the residue is the value.
 _MODULUS = re.compile(r"\s*\\(?:pmod|bmod|mod)\s*\{?\s*\w+\s*\}?\s*$")
-#: A left side whose value the right side gives: arithmetic ("76 \times 30") or a series
+#: A left side whose value the right side gives, besides one with no unknowns: a series
 #: ("\frac{1}{2} + \dots", "\sum_{k=1}^{n} k").
-_ARITHMETIC = re.compile(r"(?:[\d\s.,+\-*/^(){}\[\]]|\\(?:times|cdot|div|[dt]?frac|sqrt|left|right|,|!))+")
 _SERIES = re.compile(r"\\(?:[lc]?dots|sum|prod|int|lim)(?![A-Za-z])")
 #: The longest fragment read as one whole expression.
 _WHOLE_MAX = 80
@@ -141,31 +143,62 @@ def unanchored_final_answer(text: str) -> tuple[str, str] | None:
     if (bare and len(bare) <= _WHOLE_MAX and "\n" not in bare and re.search(r"\d|\\|[A-Za-z]", bare)
             and not _WORDS.search(_COMMANDS.sub(" ", bare)) and _balanced(bare)):
         return "whole", _last_value(bare)
-    candidates: list[tuple[int, int, str, str]] = []  # (end, -start, extraction, answer)
-    spans = []
+    # (end, -start, marked, extraction, answer); marked: math with a value, or a bold number
+    candidates: list[tuple[int, int, bool, str, str]] = []
+    spans, symbolic = [], []
     for m in _LATEX_ENV.finditer(text):
         content = next(g for g in m.groups() if g is not None).strip().rstrip(".,;").strip()
         if not content or _WORDS.search(_COMMANDS.sub(" ", content)):
             continue  # "$5 and $" is two prices, not math
-        if _NAME.fullmatch(content):
-            continue  # "for \(n\)" names an unknown; it does not answer
         spans.append(m.span())
-        candidates.append((m.end(), -m.start(), "last_latex", _last_value(content)))
+        value = _last_value(content)
+        if _NAME.fullmatch(value):
+            continue  # "for \(n\)", "\(a = b = c = d\)" name unknowns; they do not answer
+        if _has_value(value):
+            candidates.append((m.end(), -m.start(), True, "last_latex", value))
+        else:
+            symbolic.append((m.end(), -m.start(), False, "last_latex", value))
     outside = lambda m: not any(a <= m.start() < b for a, b in spans)  # noqa: E731
     for m in _EQUATION.finditer(text):
         if outside(m):
-            candidates.append((m.end(), -m.start(), "final_equation", m.group("eq")))
+            candidates.append((m.end(), -m.start(), False, "final_equation", m.group("eq")))
     for m in _TUPLE.finditer(text):
         if outside(m):
-            candidates.append((m.end(), -m.start(), "last_tuple", m.group()))
+            candidates.append((m.end(), -m.start(), False, "last_tuple", m.group()))
     for m in _NUMBER.finditer(text):
         if outside(m):
-            candidates.append((m.end(), -m.start(), "last_number", m.group("n") + ("\\%" if m.group("pct") else "")))
+            bold = text[max(0, m.start() - 2):m.start()] == "**"
+            candidates.append((m.end(), -m.start(), bold, "last_number",
+                               m.group("n") + ("\\%" if m.group("pct") else "")))
+    candidates = candidates or symbolic  # "x^2 + 4x + 4" answers only where nothing has a value
     if not candidates:
         return None
-    # the rightmost; of two ending together ("x = 3" and "3"), the one starting first
-    end, _, how, answer = max(candidates)
+    # The rightmost; but in its sentence, the rightmost math with a value or bold number wins
+    # over a bare number ("\(7.50\) dollars for 4 friends" is 7.50); of two ending together
+    # ("x = 3" and "3"), the one starting first.
+    last = max(candidates)
+    sentence = _sentence_start(text, -last[1])
+    marked = [c for c in candidates if c[2] and -c[1] >= sentence]
+    _, _, _, how, answer = max(marked) if marked else last
     return how, answer
+
+
+#: Where a sentence begins: after ". ", "! ", "? " or a line break.
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+
+
+def _sentence_start(text: str, position: int) -> int:
+    starts = [m.end() for m in _SENTENCE_END.finditer(text, 0, position)]
+    return starts[-1] if starts else 0
+
+
+def _has_value(latex: str) -> bool:
+    """Math that gives a value: no unknowns ("300", "\\frac{8\\pi}{5}", "\\text{Evelyn}"), or a
+    name with one ("x = 1", "(r, \\theta) = (4, \\pi)"); "x^2 + 4x + 4" has none."""
+    if _no_unknowns(latex):
+        return True
+    parts = _top_level_split(latex)
+    return len(parts) == 2 and _no_unknowns(parts[1])
 
 
 def _balanced(s: str) -> bool:
@@ -183,10 +216,19 @@ def _last_value(latex: str) -> str:
     parts = _top_level_split(latex)
     if len(parts) >= 2 and re.search(r"\\equiv(?![A-Za-z])", latex):
         return _MODULUS.sub("", parts[-1]).strip()
-    if len(parts) >= 3 or (len(parts) == 2 and (_ARITHMETIC.fullmatch(parts[0].strip())
-                                                  or _SERIES.search(parts[0]))):
+    if len(parts) >= 3 or (len(parts) == 2 and (_no_unknowns(parts[0]) or _SERIES.search(parts[0]))):
         return parts[-1].strip()
     return latex
+
+
+def _no_unknowns(latex: str) -> bool:
+    """No letter outside LaTeX commands: "76 \\times 30", "\\binom{11}{4}", "\\frac{28}{4}"."""
+    return bool(latex.strip()) and not re.search(r"[A-Za-z]", _COMMANDS.sub(" ", latex))
+
+
+#: Values joined, not chained: "x = 1 \text{ or } x = 2", "x = 1 \quad y = 2".
+_JOINED = re.compile(r"\\(?:text|mbox|mathrm)\s*\{\s*(?:and|or)\s*\}|\\q?quad(?![A-Za-z])|"
+                     r"\\(?:land|lor|wedge|vee)(?![A-Za-z])|\s(?:and|or)\s")
 
 
 def _top_level_split(latex: str) -> list[str]:
@@ -201,7 +243,7 @@ def _top_level_split(latex: str) -> list[str]:
             depth -= 1
         elif depth == 0:
             cuts.append(m.span())
-    if not cuts or re.search(r"[,;]", _strip_braced(latex)):
+    if not cuts or re.search(r"[,;]", _strip_braced(latex)) or _JOINED.search(latex):
         return [latex]
     parts, last = [], 0
     for a, b in cuts:
@@ -276,6 +318,7 @@ def _parse_answer(s: str) -> Any:
 
     s = s.strip().strip("$").strip()
     s = re.sub(r"^\\\(|\\\)$", "", s)
+    s = _last_value(s)  # "\frac{28}{4} = 7" is 7, "x = 2 + 3 = 5" is 5
     s = re.sub(r"\\text\{\s*(dollars?|cents?|units?|degrees?|cm|m|km|inches|feet|hours?|minutes?|"
                r"seconds?|days?|years?|miles?|people|students?)\s*\}", "", s)
     s = re.sub(r"\s*(dollars?|cents?|units?|students?|people|hours?|minutes?|days?|years?)\s*$", "", s)
@@ -477,11 +520,16 @@ def _is_label(x: Any) -> bool:
         return len(x) > 0 and all(isinstance(y, sympy.Symbol) for y in x)
     if isinstance(x, sympy.Mul):
         return all(isinstance(y, sympy.Symbol) for y in x.args)
+    if isinstance(x, sympy.Add):  # "A + B + C = 3" names the sum; "2x + 1 = 7" does not
+        return all(isinstance(y, sympy.Symbol) or (isinstance(y, sympy.Mul) and _is_label(y)) for y in x.args)
     if isinstance(x, sympy.Abs):
         return _is_label(x.args[0])
     if isinstance(x, sympy.Pow):
         return isinstance(x.base, sympy.Symbol) and x.exp.is_number  # "x^3 = 12" names x^3
-    return isinstance(x, AppliedUndef) and all(isinstance(y, sympy.Symbol) for y in x.args)
+    # "f(x) = 3", "g(f(-3)) = 1": a function's value at unknowns, numbers or other such values
+    return isinstance(x, AppliedUndef) and all(
+        isinstance(y, sympy.Symbol) or isinstance(y, AppliedUndef) or (isinstance(y, sympy.Expr) and y.is_number)
+        for y in x.args)
 
 
 def _canonical_relation(r: Any) -> Any:
