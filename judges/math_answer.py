@@ -141,7 +141,7 @@ def unanchored_final_answer(text: str) -> tuple[str, str] | None:
     bare = whole.strip("$").strip()
     bare = re.sub(r"^\\[(\[](.*)\\[)\]]$", r"\1", bare, flags=re.DOTALL).strip()
     if (bare and len(bare) <= _WHOLE_MAX and "\n" not in bare and re.search(r"\d|\\|[A-Za-z]", bare)
-            and not _WORDS.search(_COMMANDS.sub(" ", bare)) and _balanced(bare)):
+            and not _WORDS.search(_COMMANDS.sub(" ", bare)) and _balanced(bare) and not _names_only(bare)):
         return "whole", _last_value(bare)
     # (end, -start, marked, extraction, answer); marked: math with a value, or a bold number
     candidates: list[tuple[int, int, bool, str, str]] = []
@@ -152,8 +152,8 @@ def unanchored_final_answer(text: str) -> tuple[str, str] | None:
             continue  # "$5 and $" is two prices, not math
         spans.append(m.span())
         value = _last_value(content)
-        if _NAME.fullmatch(value):
-            continue  # "for \(n\)", "\(a = b = c = d\)" name unknowns; they do not answer
+        if _names_only(value):
+            continue  # "for \(n\)", "\(a = b = c = d\)", "\(c = d\)" name unknowns; they do not answer
         if _has_value(value):
             candidates.append((m.end(), -m.start(), True, "last_latex", value))
         else:
@@ -199,6 +199,11 @@ def _has_value(latex: str) -> bool:
         return True
     parts = _top_level_split(latex)
     return len(parts) == 2 and _no_unknowns(parts[1])
+
+
+def _names_only(latex: str) -> bool:
+    """Unknowns alone, or equal to each other: "n", "a = b = c = d"."""
+    return all(_NAME.fullmatch(part.strip()) for part in _top_level_split(_last_value(latex)))
 
 
 def _balanced(s: str) -> bool:

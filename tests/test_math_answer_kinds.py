@@ -76,3 +76,11 @@ def test_the_extraction_is_in_the_final_steps_evidence():
     assert final.evidence["final_answer"]["extracted"] == "x = 3"
     assert right.evidence["extraction"] == "final_equation"
     assert wrong.verdicts[-1].reason == "final_answer_wrong"
+
+
+def test_an_equality_of_unknowns_split_off_by_the_step_splitter_does_not_answer():
+    """The splitter cuts "\\(a = b = c = d\\)" into "\\(a = b\\)", "\\(b = c\\)", "\\(c = d\\), as
+    per ..."; the last piece names unknowns and must not hide the value before it."""
+    steps = ["Therefore, the minimum value of the given expression is \\(16\\).", "Equality occurs when \\(a = b\\)",
+             "\\(b  = c\\)", "\\(c = d\\), as per the condition for equality in the AM-HM inequality."]
+    assert locate_final_answer(steps) == (0, "16", "last_latex")
