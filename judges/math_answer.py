@@ -1,17 +1,18 @@
 """Final answers: finding the one an answer states, and grading it against the reference.
 
-``extract_final_answer`` takes the last ``\\boxed{}``, else the last ``#### N`` line, else the
-last "the answer is ..."; ``compare_answers`` decides equality through Math-Verify's parser and
-sympy (numbers exactly, decimals to the digits shown, fractions, radicals, intervals, sets,
-tuples, simple expressions). Comparisons run inside the sympy judge's workers (no time limit
-here).
+``locate_final_answer`` takes the last ``\\boxed{}``, else the last ``#### N`` line, else the
+last "the answer is ...", else reads the last step with a number or math (``EXTRACTIONS``);
+``compare_answers`` decides equality through Math-Verify's parser and sympy (numbers exactly,
+decimals to the digits shown, fractions, radicals, intervals, sets, tuples, matrices,
+relations, simple expressions). Comparisons run inside the sympy judge's workers (no time
+limit here); extraction is regular expressions only and runs where the checks are planned.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from halt_eval.judges.math_latex import LATEX_SPACING
@@ -40,7 +41,8 @@ _ANSWER_IS = re.compile(
 #: ``whole`` (the whole fragment is one short expression: "-5", "x \leq 5", "1000,99"), else the
 #: rightmost of ``last_latex`` (a ``$...$``, ``\(...\)``, ``\[...\]`` or ``$$...$$``; the last
 #: value of a chain "76 \times 30 = 2280"), ``final_equation`` ("so x = 3"), ``last_tuple``
-#: ("(3, 2)") and ``last_number`` ("a total of 2,280 reports", "27%").
+#: ("(3, 2)") and ``last_number`` ("a total of 2,280 reports", "27%"), where math with a value
+#: or a bold number beats a later bare number of its sentence (``unanchored_final_answer``).
 EXTRACTIONS = ("boxed", "hash", "answer_is", "whole", "last_latex", "final_equation", "last_tuple",
                "last_number")
 
