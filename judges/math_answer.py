@@ -61,15 +61,17 @@ def extract_final_answer(text: str) -> str | None:
     return found.text if found else None
 
 
-def locate_final_answer(fragments: Sequence[str]) -> FinalAnswer | None:
+def locate_final_answer(fragments: Sequence[str], unanchored: bool = True) -> FinalAnswer | None:
     """The final answer of a response split into ``fragments``: the last box in any fragment,
     else the last ``####`` line, else the last "the answer is ...", else (nothing stated as the
-    answer) the unanchored reading of the last fragment that has one; ``None`` if none has."""
+    answer, and ``unanchored``) the unanchored reading of the last fragment that has one;
+    ``None`` if none has. An answer cut at an abstention marker is read with
+    ``unanchored=False``: the steps before "Unsure from Here" end on no final answer."""
     found = [(got[0], -i, i, got[1]) for i, text in enumerate(fragments) for got in [ranked_final_answer(text)] if got]
     if found:
         rank, _, index, answer = min(found)
         return FinalAnswer(index, answer, EXTRACTIONS[rank])
-    for i in range(len(fragments) - 1, -1, -1):
+    for i in range(len(fragments) - 1, -1, -1) if unanchored else ():
         got = unanchored_final_answer(fragments[i])
         if got:
             return FinalAnswer(i, got[1], got[0])

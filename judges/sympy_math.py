@@ -295,8 +295,9 @@ def _plan(req: JudgeRequest) -> _Plan:
     for frag in req.fragments:
         claims.append(find_claims(frag.text)[:MAX_CLAIMS_PER_STEP])
     # The last box in any step wins over a later "the answer is ..." (often prose); with
-    # neither, the last step with a number or math gives it (``math_answer.EXTRACTIONS``).
-    found = locate_final_answer([f.text for f in req.fragments])
+    # neither, the last step with a number or math gives it (``math_answer.EXTRACTIONS``),
+    # unless the answer abstained: the steps before the marker state no final answer.
+    found = locate_final_answer([f.text for f in req.fragments], unanchored=req.marker_offset is None)
     final_index = req.fragments[found.index].index if found else None
     ref = req.response.reference.get("answer") if req.response.reference else None
     reference = str(ref).strip() if ref is not None and str(ref).strip() else None

@@ -84,3 +84,19 @@ def test_an_equality_of_unknowns_split_off_by_the_step_splitter_does_not_answer(
     steps = ["Therefore, the minimum value of the given expression is \\(16\\).", "Equality occurs when \\(a = b\\)",
              "\\(b  = c\\)", "\\(c = d\\), as per the condition for equality in the AM-HM inequality."]
     assert locate_final_answer(steps) == (0, "16", "last_latex")
+
+
+def test_an_answer_that_abstains_has_no_unanchored_final_answer():
+    """"16 - 3 - 4 = 9. Unsure from Here. ..." stops before its answer: the 9 before the marker
+    is a step, not a final answer (a box before the marker still is one)."""
+    assert locate_final_answer(["16 - 3 - 4 = 9."], unanchored=False) is None
+    assert locate_final_answer(["So $\\boxed{9}$."], unanchored=False) == (0, "9", "boxed")
+    scorer = Scorer.for_domain("math")
+    try:
+        [scored] = scorer.score([Response("a", "math", "eggs", "16 - 3 - 4 = 9. Unsure from Here. 9 * 2 = 19.",
+                                          {"answer": "18"})])
+    finally:
+        scorer.judge.close()
+    assert scored.abstained is True
+    assert [(v.label, v.reason) for v in scored.verdicts] == [("correct", "claims_hold")]
+    assert scored.evidence["extraction"] is None
