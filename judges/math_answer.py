@@ -160,8 +160,9 @@ def unanchored_final_answer(text: str) -> tuple[str, str] | None:
             continue  # "for \(n\)", "\(a = b = c = d\)", "\(c = d\)" name unknowns; they do not answer
         if _has_value(value):
             candidates.append((m.end(), -m.start(), True, "last_latex", value))
-        else:
+        elif _stated(content):
             symbolic.append((m.end(), -m.start(), False, "last_latex", value))
+        # else a chain of expressions with unknowns is a derivation, not an answer
     outside = lambda m: not any(a <= m.start() < b for a, b in spans)  # noqa: E731
     for m in _EQUATION.finditer(text):
         if outside(m):
@@ -203,6 +204,17 @@ def _has_value(latex: str) -> bool:
         return True
     parts = _top_level_split(latex)
     return len(parts) == 2 and _no_unknowns(parts[1])
+
+
+#: A name a symbolic answer may be given to: "y", "f(x)", "a_n".
+_LABEL_TEXT = re.compile(r"\s*[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z, ]*\))?\s*")
+
+
+def _stated(latex: str) -> bool:
+    """A symbolic expression stated alone or named ("x^2 + 1", "f(x) = x^2 + 1"), not a
+    derivation ("y = (x+1)^2 = x^2 + 2x + 1", "(x+1)^2 = x^2 + 2x + 1")."""
+    parts = _top_level_split(latex)
+    return len(parts) == 1 or (len(parts) == 2 and bool(_LABEL_TEXT.fullmatch(parts[0])))
 
 
 def _names_only(latex: str) -> bool:

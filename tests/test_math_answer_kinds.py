@@ -100,3 +100,10 @@ def test_an_answer_that_abstains_has_no_unanchored_final_answer():
     assert scored.abstained is True
     assert [(v.label, v.reason) for v in scored.verdicts] == [("correct", "claims_hold")]
     assert scored.evidence["extraction"] is None
+
+
+def test_a_symbolic_derivation_is_not_a_final_answer_but_a_stated_expression_is():
+    assert extract_final_answer("So $y = (x+1)^{2} = x^{2} + 2x + 1$.") is None
+    assert extract_final_answer("So $(x+1)^{2} = x^{2} + 2x + 1$.") is None
+    assert extract_final_answer("Hence $f(x) = x^2 + 1$ for all x.") == "f(x) = x^2 + 1"
+    assert extract_final_answer("The simplified form is \\(x^2 + 1\\) here.") == "x^2 + 1"
