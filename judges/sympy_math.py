@@ -15,7 +15,8 @@ How a step is judged (the rules ``docs/math.md`` explains and measures):
   Rounding to the digits shown passes, and so does an integer written for a non-integer less
   than 1 away ("100/3 = 33 people"). A step that calls its own claim false is not flagged.
 * The step that states the final answer (the last ``\\boxed{}``, ``#### N`` or "the answer
-  is ...") is also checked against ``reference["answer"]``.
+  is ..."; else the last step with a number or math, ``math_answer.EXTRACTIONS``) is also
+  checked against ``reference["answer"]``; the evidence names the extraction.
 
 Reason codes (``Verdict.reason``):
 
@@ -68,7 +69,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from halt_eval.judges._workers import MEMORY_LIMIT_BYTES, WorkerPool
-from halt_eval.judges.math_answer import compare_answers, extract_final_answer, ranked_final_answer
+from halt_eval.judges.math_answer import compare_answers, extract_final_answer, locate_final_answer
 from halt_eval.judges.math_claims import check_claim, names_no_unknown, precheck
 from halt_eval.judges.math_steps import Claim, find_claims, quantities, telling, with_percent_forms
 from halt_eval.types import Judgement, JudgeRequest, Verdict
@@ -193,8 +194,9 @@ class _Plan:
     """The checks one request needs, and how their results become verdicts."""
 
     def __init__(self, req: JudgeRequest, claims: list[list[Claim]], final_index: int | None,
-                 final_answer: str | None, reference: str | None) -> None:
+                 final_answer: str | None, reference: str | None, extraction: str | None = None) -> None:
         self.req = req
+        self.extraction = extraction
         self.claims = claims
         self.final_index = final_index
         self.final_answer = final_answer
@@ -214,6 +216,8 @@ class _Plan:
     def decide(self, results: Mapping[tuple, dict], tag: str, support: bool = False,
                locate: bool = False) -> Judgement:
         answer = results.get(self.answer_key()) if self.answer_key() else None
+        if answer is not None:  # the final step's evidence names what was compared and how found
+            answer = {**answer, "extracted": self.final_answer, "extraction": self.extraction}
         solved, evidence = self._final(answer)
         checked = [[(c, results.get(_claim_key(c)) or {"status": "unchecked", "why": precheck(c)}) for c in cs]
                    for cs in self.claims]
@@ -231,8 +235,8 @@ class _Plan:
         return Judgement(tuple(verdicts), solved=solved, evidence=evidence)
 
     def _final(self, answer: dict | None) -> tuple[bool | None, dict[str, Any]]:
-        evidence: dict[str, Any] = {"final_answer": self.final_answer, "reference_answer": self.reference,
-                                    "final_step": self.final_index}
+        evidence: dict[str, Any] = {"final_answer": self.final_answer, "extraction": self.extraction,
+                                    "reference_answer": self.reference, "final_step": self.final_index}
         if self.reference is None:
             evidence["status"] = "missing_reference"
             return None, evidence
@@ -323,13 +327,15 @@ def _plan(req: JudgeRequest) -> _Plan:
     claims = []
     for frag in req.fragments:
         claims.append(find_claims(frag.text)[:MAX_CLAIMS_PER_STEP])
-    # The last box in any step wins over a later "the answer is ..." (often prose).
-    found = [(f.index, ranked_final_answer(f.text)) for f in req.fragments]
-    found = [(rank, -index, index, answer) for index, got in found if got for rank, answer in [got]]
-    final_index, final_answer = (min(found)[2], min(found)[3]) if found else (None, None)
+    # The last box in any step wins over a later "the answer is ..." (often prose); with
+    # neither, the last step with a number or math gives it (``math_answer.EXTRACTIONS``),
+    # unless the answer abstained: the steps before the marker state no final answer.
+    found = locate_final_answer([f.text for f in req.fragments], unanchored=req.marker_offset is None)
+    final_index = req.fragments[found.index].index if found else None
     ref = req.response.reference.get("answer") if req.response.reference else None
     reference = str(ref).strip() if ref is not None and str(ref).strip() else None
-    return _Plan(req, claims, final_index, final_answer, reference)
+    return _Plan(req, claims, final_index, found.text if found else None, reference,
+                 found.extraction if found else None)
 
 
 #: Why a claim the judge tried could not be decided (``math_claims.check_claim``): such a

@@ -49,8 +49,9 @@ def test_a_claim_past_the_memory_limit_is_unverifiable_and_the_pool_goes_on():
     claims = v.evidence["claims"]
     assert [c["status"] for c in claims] == ["unchecked", "memory_limit"]
     assert "167,772,160-byte" in claims[1]["error"]
-    assert [(v.label, v.reason) for v in normal.verdicts] == [("correct", "claims_hold")]
-    assert [(v.label, v.reason) for v in again.verdicts] == [("correct", "claims_hold")]
+    # "Then $3 \cdot 4 = 12$." ends on 12, read as its final answer (the reference's 12)
+    assert [(v.label, v.reason) for v in normal.verdicts] == [("correct", "final_answer_equal")]
+    assert [(v.label, v.reason) for v in again.verdicts] == [("correct", "final_answer_equal")]
 
 
 def allocate(task: tuple) -> dict:

@@ -339,20 +339,23 @@ def test_the_base_subscript_guard_fires_only_on_a_number_in_a_base():
 
 
 def test_padding_an_unsolved_answer_with_true_steps_does_not_pay(scorer):
-    """40 irrelevant true steps and no final answer: under rules 2 completeness was 40/41 and
-    F1 0.988; now the needed count is the reference's (2 steps), so completeness is 1/2 even
-    when every step counts as correct (reference support off). With it on (the default) no
+    """40 irrelevant true steps and no right final answer: under rules 2 completeness was 40/41
+    and F1 0.988; now the needed count is the reference's (2 steps), so completeness is 1/2 even
+    when the steps count as correct (reference support off). The last step's 41, the answer's
+    last value, is read as its final answer (wrong). With reference support on (the default) no
     step is vouched for: none meets a quantity of the reference solution."""
     pad = "\n".join(f"${k} + 1 = {k + 1}$" for k in range(1, 41))
     ref = {"answer": "7", "solution": "We have $3 + 4 = 7$.\nSo the answer is $\\boxed{7}$."}
     with SympyJudge(reference_support=False) as judge:
         [scored] = Scorer.for_domain("math", judge=judge).score([Response("r", "math", "3 + 4?", pad, ref)])
     assert scored.n_desired == 2 and scored.solved is False
-    assert scored.n_correct == 40 and scored.correctness == 1.0
-    assert scored.completeness == 0.5 and scored.f1 == pytest.approx(2 / 3)
+    assert scored.verdicts[-1].reason == "final_answer_wrong"
+    assert scored.n_correct == 39 and scored.correctness == pytest.approx(39 / 40)
+    assert scored.completeness == 0.5 and scored.f1 == pytest.approx(2 * (39 / 40) * 0.5 / (39 / 40 + 0.5))
     [default] = scorer.score([Response("r", "math", "3 + 4?", pad, ref)])
     assert default.n_correct == 0
-    assert {v.reason for v in default.verdicts} == {"unsupported_after_reference"}
+    assert {v.reason for v in default.verdicts[:-1]} == {"unsupported_after_reference"}
+    assert default.verdicts[-1].reason == "final_answer_wrong"
 
 
 def test_repeated_or_empty_steps_do_not_add_to_n_correct(scorer):
@@ -489,13 +492,3 @@ def test_quantities_read_integers_decimals_separators_and_fractions():
     assert got == {F(3), F(4), F(3, 4), F(1200), F(9, 10), F(5, 2), F(20)}
     assert telling({F(3), F(10), F(11), F(1, 2)}) == {F(11), F(1, 2)}
     assert F(1, 5) in with_percent_forms({F(20)})
-
-
-KINDS = load_cases("math_answers_kinds")
-
-
-@pytest.mark.parametrize("case", KINDS, ids=[c["name"] for c in KINDS])
-def test_answer_equivalence_kinds(case):
-    """Labelled answers, relations turned round or scaled, intervals against inequalities,
-    equations, matrices (issue 12); decimal commas ("1000,99") are not among them: not done."""
-    assert compare_answers(case["reference"], case["answer"])["status"] == case["expected"], case["why"]
