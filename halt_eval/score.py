@@ -43,8 +43,9 @@ class ScoreConfig:
 
     Attributes:
         markers: Abstention marker phrases.
-        n_desired: ``reference``, ``reference_recall`` or ``fixed:K``; ``None`` takes the
-            domain's default.
+        n_desired: ``reference``, ``reference_recall``, ``fixed:K`` or ``capable`` (the
+            needed count is set per prompt once all its samples are scored:
+            ``halt_eval.capable``); ``None`` takes the domain's default.
         max_answer_chars: Answers are cut here (see ``MAX_ANSWER_CHARS``).
         reasoning: Which part of an answer with a reasoning span is scored: ``answer`` (what
             follows the span; default), ``reasoning`` (the span's inside) or ``keep`` (all of
@@ -202,7 +203,7 @@ class Scorer:
 
     def _n_desired(self, responses: Sequence[Response]) -> list[int | None]:
         mode = self.n_desired_mode
-        if mode == "reference_recall":
+        if mode in ("reference_recall", "capable"):  # capable: set per prompt (halt_eval.capable)
             return [None] * len(responses)
         if mode.startswith("fixed:"):
             try:
