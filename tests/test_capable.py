@@ -168,3 +168,37 @@ def test_the_gate_refuses_runs_scored_under_different_needed_count_modes(tmp_pat
     assert "mixes rows scored under needed-count modes capable, reference" in capsys.readouterr().err
     same = _write(tmp_path / "same.jsonl", assign_capable(_run("capable")))
     assert main(["gate", "--baseline", str(cand), "--candidate", str(same), "--resamples", "200"]) == 0
+
+
+def test_lmeval_task_metadata_n_desired_capable(tmp_path):
+    """``--metadata '{"n_desired": "capable"}'`` on a task with repeats: each document's rows
+    get its best sample's n_correct as their needed count; results carry both completeness
+    values, equal under this mode."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from halt_eval import lmeval
+
+    right = "16 - 3 - 4 = 9 eggs are left. 9 * 2 = 18. The answer is \\boxed{18}."
+    wrong = "16 - 3 - 4 = 9 eggs are left. 9 * 2 = 19. The answer is \\boxed{19}."
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(json.dumps({"task": "halt_math_gsm8k_k4", "doc_id": 0,
+                                   "responses": [wrong, right, "Unsure from Here.", wrong]}) + "\n")
+    lmeval._replay_class()
+    manager = TaskManager(include_path=lmeval.tasks_path(), include_defaults=False,
+                          metadata={"n_desired": "capable"})
+    out = lm_eval.simple_evaluate(model="halt-replay", model_args=f"path={answers}",
+                                  tasks=["halt_math_gsm8k_k4"], task_manager=manager, limit=1,
+                                  bootstrap_iters=0, log_samples=True)
+    sample = out["samples"]["halt_math_gsm8k_k4"][0]
+    rows = [json.loads(r) for r in sample["filtered_resps"][0]]
+    best = max(r["n_correct"] for r in rows)
+    assert best > rows[0]["n_correct"] > 0  # the wrong answers keep their first correct steps
+    assert [r["n_desired"] for r in rows] == [best] * 4
+    assert {r["judge_spec"]["n_desired"] for r in rows} == {"capable"}
+    want = [r["n_correct"] / best for r in rows]  # 4 samples: wrong, right, abstained, wrong
+    assert [r["completeness"] for r in rows] == pytest.approx(want)
+    assert want[1] == 1.0 and want[2] == 0.0
+    result = out["results"]["halt_math_gsm8k_k4"]
+    assert result["completeness,halt"] == pytest.approx(sum(want) / 4)
+    assert result["completeness_capable,halt"] == pytest.approx(sum(want) / 4)
