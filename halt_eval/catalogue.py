@@ -215,13 +215,13 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         text = "n/a" if value is None else f"{value:.4f}"
         if ci:
             text += f"  [{pct} CI {ci[0]:.4f}, {ci[1]:.4f}]"
-        lines.append(f"  {m.summary_name:<20} {text}")
+        lines.append(f"  {m.summary_name:<18} {text}")
     v = summary.get("verdicts", {})
-    lines.append("  fragments            " + ", ".join(f"{v.get(label, 0)} {label}" for label in LABELS))
+    lines.append("  fragments          " + ", ".join(f"{v.get(label, 0)} {label}" for label in LABELS))
     if summary.get("judge_errors"):
         by_reason = ", ".join(f"{n} {reason}" for reason, n in summary.get("judge_error_reasons", {}).items())
-        lines.append(f"  judge errors         {summary['judge_errors']} fragment(s) left unverifiable "
+        lines.append(f"  judge errors       {summary['judge_errors']} fragment(s) left unverifiable "
                      f"because the judge failed" + (f" ({by_reason})" if by_reason else ""))
     if summary.get("rules_versions"):
-        lines.append(f"  rules version        {', '.join(summary['rules_versions'])}")
+        lines.append(f"  rules version      {', '.join(summary['rules_versions'])}")
     return "\n".join(lines)
