@@ -208,7 +208,7 @@ def check_n_desired(mode: str) -> None:
         if k < 1:
             raise UsageError(f"--n-desired {mode!r}: K must be at least 1")
         return
-    raise UsageError(f"--n-desired must be reference, reference_recall, fixed:K or capable, got {mode!r}")
+    raise UsageError(f"--n-desired must be reference, reference_recall or fixed:K, or capable, got {mode!r}")
 
 
 def _prompt_buffer(args: argparse.Namespace, records: list[Any], written: Path | None):

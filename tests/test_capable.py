@@ -149,7 +149,7 @@ def test_an_unknown_mode_is_a_usage_error(tmp_path, capsys):
     inp = _math_samples(tmp_path)
     assert main(["score", str(inp), "--domain", "math", "-o", str(tmp_path / "o.jsonl"),
                  "--n-desired", "capible"]) == 2
-    assert "reference, reference_recall, fixed:K or capable" in capsys.readouterr().err
+    assert "reference, reference_recall or fixed:K, or capable, got 'capible'" in capsys.readouterr().err
 
 
 def _write(path, rows):
