@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from halt_eval import stats
+from halt_eval import rules, stats
 from halt_eval.types import LABELS, ScoredResponse
 
 Direction = Literal["higher", "lower"] | None
@@ -78,6 +78,16 @@ class Metric:
 _NOTHING_GIVEN = "undefined when the answer gives no fragment; the task mean leaves such answers out"
 _NEEDED_UNKNOWN = "undefined when the needed count is unknown; the task mean leaves such answers out"
 
+_CAPABLE_UNKNOWN = ("undefined when no sample of the prompt has a correct fragment (n_capable 0) or the "
+                    "row was scored without n_capable; the task mean leaves such answers out")
+
+
+def _completeness_capable(r: ScoredResponse) -> float | None:
+    """``n_correct / n_capable`` (``halt_eval.capable`` sets ``evidence["n_capable"]``)."""
+    capable = r.evidence.get("n_capable")
+    return rules.completeness_capable(r.n_correct, capable) if isinstance(capable, int) else None
+
+
 #: Every metric name the harness writes, once. Task YAMLs are checked against it.
 METRICS: dict[str, Metric] = {
     m.name: m
@@ -87,6 +97,9 @@ METRICS: dict[str, Metric] = {
         Metric("completeness", "completeness",
                "correct fragments against what a complete answer needs", "higher",
                lambda r: r.completeness, "mean_defined", "nanmean", _NEEDED_UNKNOWN, True),
+        Metric("completeness_capable", "completeness_capable",
+               "correct fragments against the most any sample of the prompt reaches (HALT's n_capable)",
+               "higher", _completeness_capable, "mean_defined", "nanmean", _CAPABLE_UNKNOWN, True),
         Metric("f1", "f1", "harmonic mean of correctness and completeness", "higher",
                lambda r: r.f1, "mean_defined", "nanmean", _NEEDED_UNKNOWN, True),
         Metric("micro_correctness", "micro_correctness",

@@ -53,8 +53,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="keep rows already in OUT and score only the ids not there yet")
     parser.add_argument("--n-desired", metavar="MODE",
-                        help="completeness denominator: reference, reference_recall or fixed:K "
-                             "(default: the domain's; see the README)")
+                        help="completeness denominator: reference, reference_recall, fixed:K or "
+                             "capable (the most correct fragments any sample of the prompt reaches, "
+                             "HALT's n_capable; docs/targets.md) (default: the domain's; see the README)")
     parser.add_argument("--marker", action="append", default=[], metavar="PHRASE",
                         help="extra abstention marker besides 'Unsure from Here' (repeatable)")
     parser.add_argument("--reasoning", choices=("answer", "reasoning", "keep"), default="answer",
@@ -227,13 +228,33 @@ def _check_ray(args: argparse.Namespace) -> None:
 
 def check_n_desired(mode: str) -> None:
     """A needed-count mode ``rules.parse_needed_mode`` takes (``reference``,
-    ``reference_recall``, ``fixed:K`` with an integer K >= 1)."""
+    ``reference_recall``, ``capable``, ``fixed:K`` with an integer K >= 1)."""
     from halt_eval.rules import parse_needed_mode
 
     try:
         parse_needed_mode(mode)
     except ValueError as e:  # the message names the option as the user typed it
         raise UsageError(f"--{str(e).replace('n_desired', 'n-desired', 1)}") from None
+
+
+def _prompt_buffer(args: argparse.Namespace, records: list[Any], written: Path | None):
+    """A ``PromptBuffer`` over the records to score; with ``written`` (``--resume``), the best
+    ``n_correct`` of each prompt's rows already there counts towards its ``n_capable``."""
+    from collections import Counter
+
+    from halt_eval.capable import PromptBuffer
+
+    earlier: dict[tuple[str, str], int] = {}
+    if written is not None:
+        from halt_eval.io import iter_json_lines
+        from halt_eval.types import ScoredResponse
+
+        for where, obj, err, _ in iter_json_lines(written):
+            if not err:
+                row = ScoredResponse.from_dict(obj, where)
+                key = (row.response.task or "", row.response.id)
+                earlier[key] = max(earlier.get(key, 0), row.n_correct)
+    return PromptBuffer(Counter((r.task or "", r.id) for r in records), earlier)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -387,6 +408,8 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
         done = _done_ids(out_path) if args.resume else set()
         records = [r for r in records if (r.id, r.sample) not in done]
         rows: list[Any] = []
+        # n_capable: a prompt's rows are written once all its samples are scored (halt_eval.capable)
+        prompts = _prompt_buffer(args, records, out_path if done else None)
         with tqdm(total=len(records), desc=f"scoring {args.domain}", unit="answer",
                   file=sys.stderr) as bar:
             batches = [records[start:start + args.batch_size]
@@ -394,13 +417,16 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
             # In input order either way; on Ray each batch as soon as those before it are done.
             results = cluster.map(batches) if cluster else (scorer.score(b) for b in batches)
             for batch, scored_batch in zip(batches, results):
-                for scored in scored_batch:
+                for scored in prompts.add(scored_batch):
                     if write_jsonl_row(fh, scored.to_dict()):
                         print(f"warning: record {scored.response.id!r}: text that UTF-8 cannot "
                               "carry (a lone surrogate) written as a \\uXXXX escape",
                               file=sys.stderr)
                     rows.append(scored)
                 bar.update(len(batch))
+            for scored in prompts.rest():
+                write_jsonl_row(fh, scored.to_dict())
+                rows.append(scored)
         if done:
             from halt_eval.io import iter_json_lines
 

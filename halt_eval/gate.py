@@ -242,6 +242,37 @@ def check_rules_versions(baseline: Run, candidate: Run) -> str:
     return b
 
 
+def needed_modes(rows: Sequence[ScoredResponse]) -> list[str]:
+    """The needed-count modes (``judge_spec["n_desired"]``: ``reference``, ``capable`` ...)
+    the rows were scored under; rows that do not record one are left out."""
+    return sorted({str(m) for r in rows if (m := r.judge_spec.get("n_desired")) is not None})
+
+
+def check_needed_modes(paired: Mapping[str, tuple[Sequence[ScoredResponse], Sequence[ScoredResponse]]],
+                       baseline: Run, candidate: Run) -> None:
+    """Per task, both runs' rows were scored under one and the same needed-count mode:
+    completeness against the reference and against ``n_capable`` (or a fixed count) are
+    different measures, and pairing them would report a change no model made.
+
+    Raises:
+        GateError: A task's rows mix modes within a run, or the two runs differ; one line
+            naming the task, the modes and the fix.
+    """
+    for task, (b_rows, c_rows) in paired.items():
+        modes = {}
+        for side, run, rows in (("baseline", baseline, b_rows), ("candidate", candidate, c_rows)):
+            modes[side] = needed_modes(rows)
+            if len(modes[side]) > 1:
+                raise GateError(f"task {task!r}: the {side} ({run.path}) mixes rows scored under "
+                                f"needed-count modes {', '.join(modes[side])}; rescore it with one "
+                                "--n-desired")
+        if modes["baseline"] and modes["candidate"] and modes["baseline"] != modes["candidate"]:
+            raise GateError(f"task {task!r}: needed-count modes differ: baseline ({baseline.path}) "
+                            f"was scored with n_desired {modes['baseline'][0]}, candidate "
+                            f"({candidate.path}) with {modes['candidate'][0]}; rescore one of them "
+                            "with the other's --n-desired (or task metadata n_desired)")
+
+
 def pair_runs(baseline: Run, candidate: Run) -> dict[str, tuple[list[ScoredResponse], list[ScoredResponse]]]:
     """Rows of both runs paired by ``(task, id, sample)``, in baseline order.
 
@@ -288,8 +319,8 @@ def gate(baseline: Run, candidate: Run, *, max_drop: Mapping[str, float] | None 
         seed: Seed of the draws; the same seed gives the same intervals.
 
     Raises:
-        GateError: Unpaired runs, mixed rules versions, a bad option, or an explicitly gated
-            metric undefined in a task.
+        GateError: Unpaired runs, mixed rules versions or needed-count modes, a bad option, or
+            an explicitly gated metric undefined in a task.
     """
     if not 0.0 < confidence < 1.0:
         raise GateError(f"--confidence must lie in (0, 1), got {confidence}")
@@ -299,6 +330,7 @@ def gate(baseline: Run, candidate: Run, *, max_drop: Mapping[str, float] | None 
     check_rules_versions(baseline, candidate)
     rng = np.random.default_rng(seed)
     paired = pair_runs(baseline, candidate)
+    check_needed_modes(paired, baseline, candidate)
     for task, (b, c) in paired.items():
         check_defined(task, b, c, baseline, candidate, max_drop)
     results = [compare_task(task, b, c, max_drop=max_drop, confidence=confidence,

@@ -25,6 +25,11 @@ choose what of a reasoning model's answer is scored (``halt_eval.reasoning``).
 are first judged, the LLM calls and estimated prompt tokens judging them would take
 (``halt_eval.judge_plan``), then ends the run (``JudgeDryRun``, exit 0) with nothing judged
 and no results written: with several tasks, the first task's plan is printed.
+``ray`` (``true``/``local`` to start a local Ray instance, ``auto`` or ``HOST:PORT`` to join a
+cluster; ``halt-eval run --ray [ADDRESS]``) judges the filter's batches as Ray tasks
+(``halt_eval.distributed``, extra ``halt-eval[ray]``); rows are those of the in-process filter.
+Every row gets its document's ``n_capable`` (``halt_eval.capable``) once all its samples are
+scored; ``n_desired: capable`` makes it the needed count.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ ENV_OPTIONS = {
     "corpus": "HALT_CORPUS",
 }
 #: Scoring options read from task metadata (besides ``ENV_OPTIONS``).
-METADATA_OPTIONS = ("n_desired", "markers", "judge_kwargs", "reasoning", "reasoning_delimiters",
+METADATA_OPTIONS = ("ray", "n_desired", "markers", "judge_kwargs", "reasoning", "reasoning_delimiters",
                     "best_of", "natural_abstention", "judge_dry_run")
 
 
@@ -129,9 +134,16 @@ def _flag(value: Any) -> bool:
 
 def scorer_for(domain: str, options: Mapping[str, Any]):
     """The scorer a task's options ask for."""
+    return scorer_options(domain, options).build()
+
+
+def scorer_options(domain: str, options: Mapping[str, Any]):
+    """The plain, picklable options the scorer is built from (``distributed.ScorerOptions``:
+    what Ray workers build the same scorer from)."""
+    from halt_eval.distributed import ScorerOptions
     from halt_eval.domains import get_domain
     from halt_eval.reasoning import parse_delimiters
-    from halt_eval.score import ScoreConfig, Scorer
+    from halt_eval.score import ScoreConfig
 
     record = get_domain(domain)
     judge_kwargs = dict(options.get("judge_kwargs") or {})
@@ -148,7 +160,20 @@ def scorer_for(domain: str, options: Mapping[str, Any]):
     llm = {field: options[key] for key, field in llm_option_keys().items() if options.get(key) is not None}
     llm["backend"] = llm.get("backend") or "none"
     llm["split"] = _flag(llm.get("split", False))
-    return Scorer.for_domain(record, config=config, judge_kwargs=judge_kwargs, llm=llm)
+    return ScorerOptions(domain=domain, config=config, judge_kwargs=judge_kwargs, llm=llm)
+
+
+def ray_address(options: Mapping[str, Any]) -> str | None | bool:
+    """The ``ray`` option: ``False`` for in-process scoring (absent, ``false``, ``off``, ``no``,
+    ``0``); ``None`` to start a local Ray instance (``true``, ``local``, ``""`` as given by a
+    bare ``halt-eval run --ray``); else the address to connect to (``auto``, ``HOST:PORT``,
+    ``ray://HOST:PORT``)."""
+    value = options.get("ray")
+    if value is None or value is False or str(value).lower() in ("false", "off", "no", "0", "none"):
+        return False
+    if value is True or str(value).lower() in ("", "true", "local", "1", "yes"):
+        return None
+    return str(value)
 
 
 def _response(doc: Mapping[str, Any], text: str):
@@ -241,8 +266,10 @@ class _Batch:
             items += [(i, j if len(texts) > 1 else None, _response(d, t)) for j, t in enumerate(texts)]
         first = docs[0]
         options = json.loads(first.get("options") or "{}")
-        scorer = scorer_for(options.get("domain") or first["domain"], options)
+        domain = options.get("domain") or first["domain"]
+        address = ray_address(options)
         if _flag(options.get("judge_dry_run", False)):
+            scorer = scorer_for(domain, options)
             import sys
 
             from halt_eval.judge_plan import dry_run, format_plan
@@ -254,15 +281,39 @@ class _Batch:
             print(f"{first['task']}: " + format_plan(plan), file=sys.stderr)
             raise JudgeDryRun(plan)
         step = 32  # rows per judge call: enough for batching, small enough for a live bar
-        with tqdm(total=len(items), desc=f"judging {first['task']}", unit="answer") as bar:
-            for start in range(0, len(items), step):
-                chunk = items[start:start + step]
-                for (i, sample, _), scored in zip(chunk, scorer.score([r for _, _, r in chunk])):
-                    row = scored.to_dict()
-                    if sample is not None:
-                        row["sample"] = sample
-                    self.handles[i].append(json.dumps(row, ensure_ascii=False))
-                bar.update(len(chunk))
+        batches = [[r for _, _, r in items[start:start + step]] for start in range(0, len(items), step)]
+        cluster = None
+        if address is not False:  # the same batches as Ray tasks (halt_eval.distributed)
+            from halt_eval.distributed import RayScoring, require_ray
+
+            require_ray()
+            settings = scorer_options(domain, options)
+            if settings.llm.get("backend") == "vllm":
+                raise ValueError(f"task {first['task']!r}: ray with judge_backend vllm would load the "
+                                 "model in every Ray worker: serve it (vllm serve MODEL) and use "
+                                 "judge_backend openai with judge_base_url")
+            cluster = RayScoring(settings, address=address)
+        try:
+            results = cluster.map(batches) if cluster else map(scorer_for(domain, options).score, batches)
+            scored = []
+            with tqdm(total=len(items), desc=f"judging {first['task']}", unit="answer") as bar:
+                for batch, rows in zip(batches, results):
+                    scored += rows
+                    bar.update(len(batch))
+        finally:
+            if cluster is not None:
+                cluster.close()
+        from halt_eval.capable import with_capable
+
+        by_doc: dict[int, list[int]] = {}
+        for k, (i, _, _) in enumerate(items):
+            by_doc.setdefault(i, []).append(k)
+        for i, ks in by_doc.items():  # n_capable: a pass over each document's samples
+            for k, row in zip(ks, with_capable([scored[k] for k in ks])):
+                out = row.to_dict()
+                if items[k][1] is not None:
+                    out["sample"] = items[k][1]
+                self.handles[i].append(json.dumps(out, ensure_ascii=False))
         self.done = True
 
 
@@ -279,7 +330,7 @@ def score_filter(resps: Sequence[Sequence[str]], docs: Sequence[Mapping[str, Any
 
 
 #: Metrics averaged over a document's samples by NaN-aware mean (undefined samples left out).
-_NAN_MEAN = ("correctness", "completeness", "f1")
+_NAN_MEAN = ("correctness", "completeness", "completeness_capable", "f1")
 #: Metrics with a best-of-k value when the task asks for one (``best_of`` metadata key).
 BEST_OF_METRICS = ("correctness", "completeness", "f1")
 
@@ -483,6 +534,11 @@ def run_cli(argv: Sequence[str]) -> int:
     parser.add_argument("--judge-dry-run", action="store_true",
                         help="print the LLM calls and estimated prompt tokens judging would "
                              "take (the first task's), then stop: nothing judged or written")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="judge each task's answers as batches on Ray: with no ADDRESS a local "
+                             "Ray instance, with auto or HOST:PORT a running cluster (metadata key "
+                             "ray; rows are those of a run without it). Needs "
+                             "pip install 'halt-eval[ray]'")
     parser.add_argument("--bootstrap-iters", type=int, metavar="N",
                         help="resamples for lm-eval's bootstrap standard errors (lm-eval's default "
                              "100000 takes seconds per metric; 0 turns them off)")
@@ -492,6 +548,13 @@ def run_cli(argv: Sequence[str]) -> int:
         parser.print_help()
         print("\nlm-eval's own options follow.\n")
         rest = ["--help"]
+    if ours.ray is not None:
+        from halt_eval.distributed import RayUnavailable, require_ray
+
+        try:
+            require_ray()
+        except RayUnavailable as e:
+            raise SystemExit(f"halt-eval run: {e}") from None
     metadata = _metadata_from(ours, rest)
     if metadata is not None:
         rest = _without_option(rest, "--metadata") + ["--metadata", json.dumps(metadata)]
@@ -550,7 +613,7 @@ def _metadata_from(ours: argparse.Namespace, rest: list[str]) -> dict[str, Any] 
     llm, default = options_from_args(ours).to_dict(), LLMOptions().to_dict()
     extra = {key: llm.get(field) for key, field in llm_option_keys().items()
              if llm.get(field) != default.get(field)}
-    extra.update(corpus=ours.corpus, data_dir=ours.data_dir,
+    extra.update(corpus=ours.corpus, data_dir=ours.data_dir, ray=getattr(ours, "ray", None),
                  judge_dry_run=True if getattr(ours, "judge_dry_run", False) else None)
     extra = {k: v for k, v in extra.items() if v not in (None, "")}
     if not extra and not given:

@@ -32,8 +32,9 @@ RULES_VERSION = "3"
 UNRECORDED_RULES_VERSION = "1"
 
 #: Needed-count modes: fragments of the reference answer, the share of reference statements
-#: covered, or a fixed count ``fixed:K``.
-NEEDED_COUNT_MODES: tuple[str, ...] = ("reference", "reference_recall", "fixed:K")
+#: covered, a fixed count ``fixed:K``, or what the model is capable of (``capable``: see
+#: ``completeness_capable``).
+NEEDED_COUNT_MODES: tuple[str, ...] = ("reference", "reference_recall", "fixed:K", "capable")
 
 
 def parse_needed_mode(mode: str) -> tuple[str, int | None]:
@@ -47,7 +48,7 @@ def parse_needed_mode(mode: str) -> tuple[str, int | None]:
     """
     if not isinstance(mode, str):
         raise ValueError(f"n_desired must be a string such as 'fixed:5', got {type(mode).__name__}")
-    if mode in ("reference", "reference_recall"):
+    if mode in ("reference", "reference_recall", CAPABLE):
         return mode, None
     if mode.startswith("fixed:"):
         try:
@@ -57,7 +58,7 @@ def parse_needed_mode(mode: str) -> tuple[str, int | None]:
         if k < 1:
             raise ValueError(f"n_desired {mode!r}: K must be at least 1")
         return "fixed", k
-    raise ValueError(f"n_desired must be reference, reference_recall or fixed:K, got {mode!r}")
+    raise ValueError(f"n_desired must be reference, reference_recall, fixed:K or capable, got {mode!r}")
 
 
 def apply_dependent_rule(verdicts: Sequence[Verdict]) -> list[Verdict]:
@@ -188,3 +189,29 @@ def f1(correctness_value: float | None, completeness_value: float | None) -> flo
     corr = correctness_value if correctness_value is not None else 0.0
     total = corr + completeness_value
     return 2 * corr * completeness_value / total if total else 0.0
+
+
+# --- HALT's ``n_capable`` needed count (needed-count mode ``capable``) ---------------------
+
+#: The needed-count mode whose needed count is what the model is capable of: ``n_capable``.
+CAPABLE = "capable"
+
+
+def n_capable(n_correct_per_sample: Sequence[int]) -> int:
+    """HALT's needed count of a prompt: the most correct fragments (``n_correct``, so repeats
+    and content-free fragments do not count) any of its sampled answers reaches. With one
+    sample per prompt it is that sample's own ``n_correct``."""
+    return max(n_correct_per_sample, default=0)
+
+
+def completeness_capable(n_correct: int, capable: int | None) -> float | None:
+    """Correct fragments against what the model is capable of, ``n_correct / n_capable``
+    capped at 1; ``None`` when ``n_capable`` is unknown or 0 (no sample of the prompt has a
+    correct fragment, so there is nothing the model is capable of to measure against).
+
+    The reference-based rules (a solved answer counts 1, an unsolved one at most
+    ``(needed - 1) / needed``, the covered share) do not apply: the needed count is the model's
+    own best sample, which reaches 1 whether or not it solved the task."""
+    if not capable:
+        return None
+    return min(1.0, n_correct / capable)

@@ -18,7 +18,7 @@ from halt_eval.budget import DEFAULT_ANSWER_BUDGET, DEFAULT_CLOCK, Budget, check
 from halt_eval.domains import Domain, get_domain
 from halt_eval.reasoning import DEFAULT_DELIMITERS, check_mode, split_reasoning
 from halt_eval.registry import spec_of
-from halt_eval.rules import apply_dependent_rule, parse_needed_mode
+from halt_eval.rules import CAPABLE, apply_dependent_rule, parse_needed_mode
 from halt_eval.split import DEFAULT_MARKERS, cut_at_marker, locate, strip_markers
 from halt_eval.types import (
     Fragment,
@@ -45,8 +45,9 @@ class ScoreConfig:
 
     Attributes:
         markers: Abstention marker phrases.
-        n_desired: ``reference``, ``reference_recall`` or ``fixed:K``; ``None`` takes the
-            domain's default.
+        n_desired: ``reference``, ``reference_recall``, ``fixed:K`` or ``capable`` (the
+            needed count is set per prompt once all its samples are scored:
+            ``halt_eval.capable``); ``None`` takes the domain's default.
         max_answer_chars: Answers are cut here (see ``MAX_ANSWER_CHARS``).
         reasoning: Which part of an answer with a reasoning span is scored: ``answer`` (what
             follows the span; default), ``reasoning`` (the span's inside) or ``keep`` (all of
@@ -232,7 +233,7 @@ class Scorer:
 
     def _n_desired(self, responses: Sequence[Response]) -> list[int | None]:
         mode, k = parse_needed_mode(self.n_desired_mode)
-        if mode == "reference_recall":
+        if mode in ("reference_recall", CAPABLE):  # capable: set per prompt (halt_eval.capable)
             return [None] * len(responses)
         if mode == "fixed":
             return [k] * len(responses)

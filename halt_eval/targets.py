@@ -33,7 +33,8 @@ correctness and the one at position ⌈αN⌉ becomes the target after trimming:
 
 ``n_capable`` is HALT's completeness variant: the most correct fragments any of the prompt's
 samples reaches, taken as the needed count; each target reports ``n_correct / n_capable``
-(capped at 1) beside its reference-based completeness.
+(capped at 1) beside its reference-based completeness, by the same rule as the metric
+contract's needed-count mode ``capable`` (``rules.completeness_capable``, ``halt_eval.capable``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from halt_eval import rules
 from halt_eval.split import sentence_spans
 from halt_eval.types import LABELS, ScoredResponse
 
@@ -96,7 +98,7 @@ class Target:
         """The chat finetuning row: ``messages`` and ``provenance``."""
         c = self.chosen
         counts = {label: sum(v.label == label for v in c.verdicts) for label in LABELS}
-        completeness_capable = min(1.0, c.n_correct / self.n_capable) if self.n_capable else None
+        completeness_capable = rules.completeness_capable(c.n_correct, self.n_capable)
         provenance: dict[str, Any] = {
             "task": self.task,
             "id": self.id,
@@ -287,5 +289,5 @@ def build_targets(rows: Iterable[ScoredResponse], alphas: Sequence[float],
             text, kept = trim(chosen, variant)
             out.append(Target(task, doc_id, alpha, prompt, text, chosen, pos,
                               tuple(r.sample or 0 for r in order),
-                              max(r.n_correct for r in samples), kept, variant))
+                              rules.n_capable([r.n_correct for r in samples]), kept, variant))
     return out

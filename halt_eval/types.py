@@ -246,7 +246,11 @@ class ScoredResponse:
     @property
     def completeness(self) -> float | None:
         """Correct fragments against what a complete answer needs, capped at 1 (see
-        ``rules.completeness``); ``None`` when the needed count is unknown."""
+        ``rules.completeness``); ``None`` when the needed count is unknown. Under the
+        needed-count mode ``capable`` the needed count is the prompt's ``n_capable``
+        (``rules.completeness_capable``)."""
+        if self.judge_spec.get("n_desired") == rules.CAPABLE:
+            return rules.completeness_capable(self.n_correct, self.n_desired)
         covered = None
         if self.coverage is not None:
             covered = (sum(v.label == "correct" for v in self.coverage), len(self.coverage))

@@ -328,7 +328,7 @@ def test_the_report_refuses_a_run_with_an_impossible_sample_value(tmp_path, caps
     ("fixed:-3", "K must be at least 1"),
     ("fixed:0", "K must be at least 1"),
     ("fixed:abc", "expected fixed:K with an integer K"),
-    ("everything", "n_desired must be reference, reference_recall or fixed:K"),
+    ("everything", "n_desired must be reference, reference_recall, fixed:K or capable"),
 ])
 def test_score_config_refuses_an_impossible_needed_count(mode, says):
     # Only the CLI checked the mode: from Python, fixed:-3 gave completeness -0.67 and F1 -4.0.

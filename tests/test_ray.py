@@ -206,3 +206,95 @@ def test_ray_resume_scores_only_the_missing_ids(answers, single, ray_2cpu, tmp_p
     got = _rows(out)
     assert got[:16] == kept
     assert got[16:] == want[15:30] + want[31:]
+
+
+# ---------------------------------------------------------------- lm-eval's halt filter on Ray
+
+EGGS_RIGHT = "16 - 3 - 4 = 9 eggs are left. 9 * 2 = 18. The answer is \\boxed{18}."
+EGGS_WRONG = "16 - 3 - 4 = 9 eggs are left. 9 * 2 = 19. The answer is \\boxed{19}."
+CODE_ANSWERS = ["```python\ndef f(x):\n    return x\n```", "def g():\n    while True:\n        pass"]
+
+
+def _lmeval(answers_path, tasks, metadata=None):
+    """lm-eval's ``simple_evaluate`` on the halt tasks through ``halt-replay``: every document's
+    scored rows (the filter's ``filtered_resps``) per task, and the results."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from halt_eval import lmeval
+
+    lmeval._replay_class()
+    manager = TaskManager(include_path=lmeval.tasks_path(), include_defaults=False,
+                          metadata={"path": str(answers_path), **(metadata or {})})
+    out = lm_eval.simple_evaluate(model="halt-replay", model_args=f"path={answers_path}", tasks=tasks,
+                                  task_manager=manager, limit=2, bootstrap_iters=0, log_samples=True)
+    rows = {task: [[json.loads(r) for r in s["filtered_resps"][0]]
+                   for s in sorted(out["samples"][task], key=lambda s: s["doc_id"])] for task in tasks}
+    return rows, out["results"]
+
+
+@pytest.fixture(scope="module")
+def replay_answers(tmp_path_factory):
+    path = tmp_path_factory.mktemp("replay") / "answers.jsonl"
+    recorded = [
+        {"task": "halt_math_gsm8k_k4", "doc_id": 0,
+         "responses": [EGGS_RIGHT, EGGS_WRONG, "Unsure from Here.", "16 - 3 = 13. Unsure from Here."]},
+        {"task": "halt_math_gsm8k_k4", "doc_id": 1, "responses": [EGGS_WRONG, "1 + 1 = 2."]},
+        {"task": "halt_code", "doc_id": 0, "response": CODE_ANSWERS[0]},
+        {"task": "halt_code", "doc_id": 1, "response": CODE_ANSWERS[1]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recorded))
+    return path
+
+
+def test_the_lmeval_filter_on_ray_gives_the_in_process_rows(replay_answers, ray_2cpu, monkeypatch):
+    from halt_eval import distributed
+
+    tasks = ["halt_math_gsm8k_k4", "halt_code"]
+    local, local_results = _lmeval(replay_answers, tasks)
+    batches = []
+    real_map = distributed.RayScoring.map
+
+    def counting_map(self, b):  # the filter's batches really go through Ray
+        batches.append(sum(len(x) for x in b))
+        return real_map(self, b)
+
+    monkeypatch.setattr(distributed.RayScoring, "map", counting_map)
+    on_ray, ray_results = _lmeval(replay_answers, tasks, {"ray": "local"})
+    assert batches == [8, 2]  # 2 documents x 4 repeats, then 2 code answers
+    for task in tasks:
+        domain = "code" if task == "halt_code" else "math"
+        assert [[_without_timings(r, domain) for r in doc] for doc in on_ray[task]] == \
+            [[_without_timings(r, domain) for r in doc] for doc in local[task]]
+        for key, value in local_results[task].items():
+            assert ray_results[task][key] == value or (value != value and ray_results[task][key] != ray_results[task][key]), key
+    math_rows = local["halt_math_gsm8k_k4"]
+    assert [r["sample"] for r in math_rows[0]] == [0, 1, 2, 3]
+    # n_capable over the 4 repeats of each document: the best sample's n_correct
+    for doc in math_rows:
+        assert {r["evidence"]["n_capable"] for r in doc} == {max(r["n_correct"] for r in doc)}
+    assert local_results["halt_math_gsm8k_k4"]["completeness_capable,halt"] >= 0
+
+
+def test_halt_eval_run_passes_ray_as_task_metadata(monkeypatch):
+    from lm_eval._cli import HarnessCLI
+
+    from halt_eval import lmeval
+
+    seen = []
+    monkeypatch.setattr(HarnessCLI, "execute", lambda self, args: seen.append(json.loads(args.metadata)
+                        if isinstance(args.metadata, str) else args.metadata))
+    assert lmeval.run_cli(["--model", "hf", "--tasks", "halt_math", "--ray"]) == 0
+    assert lmeval.run_cli(["--model", "hf", "--ray", "10.0.0.1:6379", "--tasks", "halt_math",
+                           "--metadata", '{"n_desired": "capable"}']) == 0
+    assert seen == [{"ray": "local"}, {"n_desired": "capable", "ray": "10.0.0.1:6379"}]
+    assert lmeval.ray_address({"ray": "local"}) is None and lmeval.ray_address({}) is False
+    assert lmeval.ray_address({"ray": "false"}) is False and lmeval.ray_address({"ray": "auto"}) == "auto"
+
+
+def test_halt_eval_run_ray_without_ray_names_the_extra(monkeypatch):
+    from halt_eval import lmeval
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(SystemExit, match=r"pip install 'halt-eval\[ray\]'"):
+        lmeval.run_cli(["--model", "hf", "--tasks", "halt_math", "--ray"])
