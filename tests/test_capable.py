@@ -180,7 +180,8 @@ def test_lmeval_task_metadata_n_desired_capable(tmp_path):
     from halt_eval import lmeval
 
     right = "16 - 3 - 4 = 9 eggs are left. 9 * 2 = 18. The answer is \\boxed{18}."
-    wrong = "16 - 3 - 4 = 9 eggs are left. 9 * 2 = 19. The answer is \\boxed{19}."
+    # Its first step derives the reference's 18, so the judge vouches for it; the error follows.
+    wrong = "16 - 3 - 4 = 9 eggs, and 9 * 2 = 18 dollars. Then 18 + 1 = 20. The answer is \\boxed{20}."
     answers = tmp_path / "answers.jsonl"
     answers.write_text(json.dumps({"task": "halt_math_gsm8k_k4", "doc_id": 0,
                                    "responses": [wrong, right, "Unsure from Here.", wrong]}) + "\n")
