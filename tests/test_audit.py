@@ -274,7 +274,9 @@ def test_cli_audit_math_with_an_openai_backend_takes_the_llms_first_error(shared
     from fake_openai import FakeOpenAI
 
     plain, llm = tmp_path / "plain.json", tmp_path / "llm.json"
-    args = ["audit", "--domain", "math", "--data", str(shared_data), "--limit", "6"]
+    # Reference support off: the steps it vouches for would never reach the LLM.
+    args = ["audit", "--domain", "math", "--data", str(shared_data), "--limit", "6",
+            "--judge-arg", "reference_support=false"]
     assert main(args + ["--json", str(plain)]) == 0
     with FakeOpenAI(lambda b: '{"first_error_step": 1, "explanation": "rule"}') as server:
         assert main(args + ["--json", str(llm), "--judge-backend", "openai", "--judge-base-url",

@@ -81,7 +81,7 @@ def _score(*argv):
     (["--n-desired", "fixed:abc"], "expected fixed:K with an integer K"),
     (["--n-desired", "fixed:-3"], "K must be at least 1"),
     (["--n-desired", "fixed:0"], "K must be at least 1"),
-    (["--n-desired", "everything"], "--n-desired must be reference, reference_recall or fixed:K"),
+    (["--n-desired", "everything"], "--n-desired must be reference, reference_recall, fixed:K or capable"),
     (["--marker", "!!!"], "--marker: abstention marker '!!!' has no words"),
     (["--answer-budget", "0"], "--answer-budget must be a number of seconds above 0 or 'off', got '0'"),
     (["--answer-budget", "-2"], "--answer-budget must be a number of seconds above 0 or 'off'"),

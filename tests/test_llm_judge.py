@@ -507,7 +507,7 @@ def _scorer(domain: str, server) -> Scorer:
 def test_the_llm_composed_over_the_sympy_judge_asks_only_about_steps_it_could_not_check(server):
     scorer = _scorer("math", server)
     resp = Response("m1", "math", "Ann has 2 apples and buys 2. Doubled?",
-                    "Let n be the number of apples Ann has now.\n2 + 2 = 5\n"
+                    "Ann had 17 apples last week.\n2 + 2 = 5\n"
                     "So the answer is \\boxed{10}.",
                     {"answer": "8", "solution": "2 + 2 = 4, doubled is 8."})
     [scored] = scorer.score([resp])
