@@ -71,13 +71,13 @@ def task_metadata(domain: str, source: str) -> dict[str, Any]:
     because lm-eval's results carry a task's metadata but nothing a filter computes.
     """
     from halt_eval.domains import get_domain
-    from halt_eval.registry import JUDGES, SPLITTERS, _load
+    from halt_eval.registry import judge_class, splitter_class
     from halt_eval.rules import RULES_VERSION
 
     record = get_domain(domain)
     src = record.sources[source]
-    judge = _load(JUDGES, "judge", record.judge)
-    splitter = _load(SPLITTERS, "splitter", record.splitter)
+    judge = judge_class(record.judge)
+    splitter = splitter_class(record.splitter)
     if src.url:
         data = f"{src.url}"
     elif src.hub is not None:

@@ -38,6 +38,17 @@ def _load(table: dict[str, str], kind: str, name: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def judge_class(name: str) -> Any:
+    """The class (or factory) registered as judge ``name``, not built: its ``version`` without
+    loading models or starting pools."""
+    return _load(JUDGES, "judge", name)
+
+
+def splitter_class(name: str) -> Any:
+    """The class (or factory) registered as splitter ``name`` (see ``judge_class``)."""
+    return _load(SPLITTERS, "splitter", name)
+
+
 def get_judge(name: str, **kwargs: Any) -> Judge:
     """Build the judge registered as ``name``.
 
@@ -45,12 +56,12 @@ def get_judge(name: str, **kwargs: Any) -> Judge:
         ValueError: ``name`` is not registered.
         RuntimeError: A package or sandbox the judge needs is missing (the message names the fix).
     """
-    return _load(JUDGES, "judge", name)(**kwargs)
+    return judge_class(name)(**kwargs)
 
 
 def get_splitter(name: str, **kwargs: Any) -> Splitter:
     """Build the splitter registered as ``name`` (see ``get_judge``)."""
-    return _load(SPLITTERS, "splitter", name)(**kwargs)
+    return splitter_class(name)(**kwargs)
 
 
 def spec_of(component: Any) -> dict[str, Any]:
