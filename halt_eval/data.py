@@ -55,7 +55,9 @@ def data_dir(configured: str | None = None) -> Path | None:
     return None
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The objects of a JSONL file, blank lines skipped; a broken line is a ``DataError`` naming
+    ``file:line``."""
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if line.strip():
@@ -160,7 +162,7 @@ def _rows_of(path: Path, source: Source) -> list[dict[str, Any]]:
             raise DataError(f"{source.name}: {path} does not hold a list of rows")
         return rows
     try:
-        return list(_jsonl(path))
+        return list(read_jsonl(path))
     except UnicodeDecodeError as e:
         raise DataError(f"{source.name}: {path} is not UTF-8 text ({e.reason})") from None
     except DataError as e:
@@ -249,7 +251,7 @@ def factscore_corpus(factscore_dir: str | Path, out_path: str | Path,
     """
     facts: dict[str, list[str]] = {}
     for path in sorted(Path(factscore_dir).glob("*.jsonl")):
-        for row in _jsonl(path):
+        for row in read_jsonl(path):
             if topics is not None and row["topic"] not in topics:
                 continue
             bucket = facts.setdefault(row["topic"], [])
@@ -265,4 +267,4 @@ def factscore_corpus(factscore_dir: str | Path, out_path: str | Path,
 
 def factscore_topics(factscore_dir: str | Path) -> list[str]:
     """Topics that have human labels in ``factscore_dir`` (the dev half, here)."""
-    return sorted({row["topic"] for p in Path(factscore_dir).glob("*.jsonl") for row in _jsonl(p)})
+    return sorted({row["topic"] for p in Path(factscore_dir).glob("*.jsonl") for row in read_jsonl(p)})

@@ -25,12 +25,12 @@ Sets:
 from __future__ import annotations
 
 import csv
-import json
 import random
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+from halt_eval.data import read_jsonl
 
 FACTSCORE_MODELS: tuple[str, ...] = ("ChatGPT", "InstructGPT", "PerplexityAI")
 #: Seed of the samples drawn when a reader is given a limit.
@@ -40,16 +40,6 @@ SEED = 0
 def find(data: Path, pattern: str) -> list[Path]:
     """Files below ``data`` matching ``pattern``, sorted."""
     return sorted(p for p in Path(data).rglob(pattern) if p.is_file())
-
-
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
 
 
 def sample(rows: list[dict], limit: int | None) -> list[dict]:
@@ -80,7 +70,7 @@ def stance_rows(data: Path, limit: int | None = None) -> list[dict]:
     ``label`` is 1 for ``completely-support`` and ``partially-support``."""
     rows = []
     for path in find(data, "subtask3_claim_evidence_stance*.jsonl"):
-        for r in _jsonl(path):
+        for r in read_jsonl(path):
             if r.get("claim") and r.get("evidence"):
                 rows.append({"group": r["claim"], "premise": r["evidence"], "claim": r["claim"],
                              "stance": r.get("stance"),
@@ -93,7 +83,7 @@ def factbench_rows(data: Path) -> list[dict]:
     (``prompt, response, claims: [str], claim_labels: [True|False|"unknown"], source``)."""
     rows = []
     for path in find(data, "Factbench*.jsonl"):
-        for n, r in enumerate(_jsonl(path), 1):
+        for n, r in enumerate(read_jsonl(path), 1):
             claims, labels = r.get("claims"), r.get("claim_labels")
             if not isinstance(claims, list) or not claims:
                 continue
@@ -111,7 +101,7 @@ def expertqa_rows(data: Path, limit: int | None = None) -> list[dict]:
     neg = {"Likely incorrect", "Definitely incorrect"}
     rows, seen = [], set()
     for path in find(data, "*.medicine.jsonl"):
-        for r in _jsonl(path):
+        for r in read_jsonl(path):
             for answer in (r.get("answers") or {}).values():
                 for c in answer.get("claims") or []:
                     label = c.get("correctness")
@@ -129,7 +119,7 @@ def factscore_bios(data: Path) -> dict[str, list[dict]]:
     """FActScore labelled rows with annotations (the model did not abstain), per model file."""
     out = {}
     for model in FACTSCORE_MODELS:
-        rows = [r for p in find(data, f"{model}*.jsonl") for r in _jsonl(p)]
+        rows = [r for p in find(data, f"{model}*.jsonl") for r in read_jsonl(p)]
         out[model] = [r for r in rows if r.get("annotations")]
     return out
 
