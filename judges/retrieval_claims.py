@@ -223,12 +223,13 @@ class PassageIndex:
         self._retriever = None
         if self.passages:
             tokens = bm25s.tokenize([p.text for p in self.passages], stopwords="en", show_progress=False)
-            self._retriever = bm25s.BM25()
-            self._retriever.index(tokens, show_progress=False)
+            if tokens.vocab:  # passages with no word (`"`, `...`) leave nothing to rank
+                self._retriever = bm25s.BM25()
+                self._retriever.index(tokens, show_progress=False)
 
     def search(self, queries: Sequence[str], k: int) -> list[tuple[Passage, ...]]:
         """The ``k`` best passages for each query, best first."""
-        if not self.passages or not queries:
+        if self._retriever is None or not queries:
             return [() for _ in queries]
         k = min(k, len(self.passages))
         tokens = self._bm25s.tokenize(list(queries), stopwords="en", return_ids=False, show_progress=False)

@@ -219,6 +219,17 @@ def test_a_med_reference_without_must_have_statements_leaves_completeness_undefi
     assert s.completeness is None and s.f1 is None
 
 
+def test_a_med_answer_without_a_word_is_judged_not_a_judge_error():
+    """An answer left with no word after the marker cut (`"` before "Unsure from Here") gives an
+    empty retrieval index: its must-have statements are not covered, not a judge error."""
+    scorer = Scorer.for_domain("med")
+    ref = {"must_have": ["Ivermectin is the oral treatment for scabies."], "nice_to_have": []}
+    [s] = scorer.score([Response("r", "med", "What is the oral option for scabies?",
+                                 '"Unsure from Here" is what I would say.', ref)])
+    assert {v.reason for v in s.verdicts} <= {"not_in_reference", "empty_fragment"}
+    assert [(c.label, c.reason) for c in s.coverage] == [("incorrect", "not_covered")]
+
+
 def test_an_entity_conflict_names_both_spans(judge):
     facts = ["Ada Lovelace was born in Paris.", "Ada Lovelace was born in London.", "Ada Lovelace was English."]
     [j] = judge.judge([_request("bio", " ".join(facts), {"topic": "Ada Lovelace", "passages": [ADA]}, facts)])
