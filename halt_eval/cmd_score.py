@@ -242,7 +242,7 @@ def _prompt_buffer(args: argparse.Namespace, records: list[Any], written: Path |
     ``n_correct`` of each prompt's rows already there counts towards its ``n_capable``."""
     from collections import Counter
 
-    from halt_eval.capable import PromptBuffer
+    from halt_eval.capable import PromptBuffer, prompt_key
 
     earlier: dict[tuple[str, str], int] = {}
     if written is not None:
@@ -252,8 +252,7 @@ def _prompt_buffer(args: argparse.Namespace, records: list[Any], written: Path |
         for where, obj, err, _ in iter_json_lines(written):
             if not err:
                 row = ScoredResponse.from_dict(obj, where)
-                key = (row.response.task or "", row.response.id)
-                earlier[key] = max(earlier.get(key, 0), row.n_correct)
+                earlier[prompt_key(row)] = max(earlier.get(prompt_key(row), 0), row.n_correct)
     return PromptBuffer(Counter((r.task or "", r.id) for r in records), earlier)
 
 
@@ -416,17 +415,18 @@ def _score(args: argparse.Namespace, scorer: Any, cluster: Any) -> int:
                        for start in range(0, len(records), args.batch_size)]
             # In input order either way; on Ray each batch as soon as those before it are done.
             results = cluster.map(batches) if cluster else (scorer.score(b) for b in batches)
-            for batch, scored_batch in zip(batches, results):
-                for scored in prompts.add(scored_batch):
+            def write(ready: list[Any]) -> None:
+                for scored in ready:
                     if write_jsonl_row(fh, scored.to_dict()):
                         print(f"warning: record {scored.response.id!r}: text that UTF-8 cannot "
                               "carry (a lone surrogate) written as a \\uXXXX escape",
                               file=sys.stderr)
                     rows.append(scored)
+
+            for batch, scored_batch in zip(batches, results):
+                write(prompts.add(scored_batch))
                 bar.update(len(batch))
-            for scored in prompts.rest():
-                write_jsonl_row(fh, scored.to_dict())
-                rows.append(scored)
+            write(prompts.rest())
         if done:
             from halt_eval.io import iter_json_lines
 
