@@ -20,7 +20,7 @@ from halt_eval.judges.math_steps import find_claims
 from halt_eval.judges.sympy_math import SympyJudge
 from halt_eval.registry import get_judge
 from halt_eval.score import Scorer
-from halt_eval.types import Judgement, Response, Verdict
+from halt_eval.types import Judgement, Response, ScoredResponse, Verdict
 from tests.conftest import load_cases
 
 CLAIMS = load_cases("math_claims")
@@ -346,8 +346,7 @@ def test_padding_an_unsolved_answer_with_true_steps_does_not_pay(scorer):
     step is vouched for: none meets a quantity of the reference solution."""
     pad = "\n".join(f"${k} + 1 = {k + 1}$" for k in range(1, 41))
     ref = {"answer": "7", "solution": "We have $3 + 4 = 7$.\nSo the answer is $\\boxed{7}$."}
-    with SympyJudge(reference_support=False) as judge:
-        [scored] = Scorer.for_domain("math", judge=judge).score([Response("r", "math", "3 + 4?", pad, ref)])
+    scored = _score_with(Response("r", "math", "3 + 4?", pad, ref), reference_support=False)
     assert scored.n_desired == 2 and scored.solved is False
     assert scored.verdicts[-1].reason == "final_answer_wrong"
     assert scored.n_correct == 39 and scored.correctness == pytest.approx(39 / 40)
@@ -388,6 +387,13 @@ def test_a_symbolic_claim_no_reader_understands_is_not_an_unreadable_claim(score
 _REF = {"answer": "40", "solution": "Each box holds $4 \\times 6 = 24$ eggs, so 5 boxes hold 120 eggs. "
                                     "She sells a third: 40.\n#### 40"}
 _PROMPT = "A box holds 4 rows of 6 eggs. She has 5 boxes and sells a third of the eggs. How many?"
+
+
+def _score_with(resp: Response, **judge_options) -> ScoredResponse:
+    """``resp`` scored through the math Scorer by a ``SympyJudge(**judge_options)``, closed after."""
+    with SympyJudge(**judge_options) as judge:
+        [scored] = Scorer.for_domain("math", judge=judge).score([resp])
+    return scored
 _WRONG = ["First we count the eggs in one box.", "That is 24 eggs per box.",
           "With 5 boxes she has 150 eggs.", "A third of them is 50 eggs.", "The answer is $\\boxed{50}$."]
 
@@ -397,18 +403,15 @@ def test_reference_support_makes_steps_on_the_reference_path_correct_and_locate_
     the reference): by default the steps up to 24 with nothing to check are supported; with
     locate=True the step writing 150 is the first error."""
     resp = Response("r", "math", _PROMPT, "\n".join(_WRONG), _REF, fragments=tuple(_WRONG))
-    with SympyJudge() as judge:  # on by default: see docs/math.md for what it measures
-        [plain] = Scorer.for_domain("math", judge=judge).score([resp])
+    plain = _score_with(resp)  # on by default: see docs/math.md for what it measures
     assert [v.reason for v in plain.verdicts[:2]] == ["reference_supported", "reference_supported"]
     assert plain.verdicts[1].evidence["shared_quantities"] == ["24"]
     assert plain.verdicts[2].label == "unverifiable" and plain.verdicts[4].reason == "final_answer_wrong"
-    with SympyJudge(locate=True) as judge:
-        [located] = Scorer.for_domain("math", judge=judge).score([resp])
+    located = _score_with(resp, locate=True)
     assert [v.label for v in located.verdicts] == ["correct", "correct", "incorrect", "incorrect", "incorrect"]
     assert located.verdicts[2].reason == "diverges_from_reference"
     assert located.verdicts[2].evidence["new_quantities"] == ["150"]
-    with SympyJudge(reference_support=False) as judge:
-        [off] = Scorer.for_domain("math", judge=judge).score([resp])
+    off = _score_with(resp, reference_support=False)
     assert off.verdicts[0].reason == "no_checkable_claim" and off.verdicts[2].label == "unverifiable"
 
 
@@ -419,16 +422,14 @@ def test_in_an_unsolved_answer_arithmetic_that_holds_past_the_reference_path_is_
     steps = ["Each box holds $4 \\times 6 = 24$ eggs.", "With 5 boxes she has $5 \\times 30 = 150$ eggs.",
              "A third of them is $150 / 3 = 50$ eggs.", "The answer is $\\boxed{50}$."]
     resp = Response("r", "math", _PROMPT, "\n".join(steps), _REF, fragments=tuple(steps))
-    with SympyJudge() as judge:
-        [s] = Scorer.for_domain("math", judge=judge).score([resp])
+    s = _score_with(resp)
     assert [(v.label, v.reason) for v in s.verdicts] == [
         ("correct", "claims_hold"), ("unverifiable", "unsupported_after_reference"),
         ("unverifiable", "unsupported_after_reference"), ("incorrect", "final_answer_wrong")]
     assert s.verdicts[1].evidence["own_reason"] == "claims_hold" and s.verdicts[1].evidence["followed_until"] == 0
     solved = Response("s", "math", _PROMPT, "\n".join(steps[:1] + ["So $24 \\times 5 = 120$ and $120 / 3 = 40$.",
                                                                    "The answer is $\\boxed{40}$."]), _REF)
-    with SympyJudge() as judge:  # a solved answer is not touched
-        [ok] = Scorer.for_domain("math", judge=judge).score([solved])
+    ok = _score_with(solved)  # a solved answer is not touched
     assert [v.label for v in ok.verdicts] == ["correct"] * 3
 
 
@@ -439,8 +440,7 @@ def test_a_step_that_writes_a_reference_number_beside_a_foreign_one_has_left_the
              "Five boxes hold 120 eggs, and she keeps 15 of them.", "A third of the rest is 35.",
              "The answer is $\\boxed{35}$."]
     resp = Response("r", "math", _PROMPT, "\n".join(steps), _REF, fragments=tuple(steps))
-    with SympyJudge(locate=True) as judge:
-        [s] = Scorer.for_domain("math", judge=judge).score([resp])
+    s = _score_with(resp, locate=True)
     assert [(v.label, v.reason) for v in s.verdicts[:4]] == [
         ("correct", "reference_supported"), ("correct", "reference_supported"),
         ("unverifiable", "no_checkable_claim"), ("incorrect", "diverges_from_reference")]
@@ -453,15 +453,13 @@ def test_the_opening_step_of_an_unsolved_answer_that_states_nothing_new_is_corre
     steps = ["We need to count all the eggs and then take a third.", "Let us think about the boxes.",
              "With 5 boxes she has $5 \\times 30 = 150$ eggs.", "The answer is $\\boxed{50}$."]
     resp = Response("r", "math", _PROMPT, "\n".join(steps), _REF, fragments=tuple(steps))
-    with SympyJudge() as judge:
-        [s] = Scorer.for_domain("math", judge=judge).score([resp])
+    s = _score_with(resp)
     assert [(v.label, v.reason) for v in s.verdicts] == [
         ("correct", "opening_step"), ("unverifiable", "no_checkable_claim"),
         ("unverifiable", "unsupported_after_reference"), ("incorrect", "final_answer_wrong")]
     new_quantity = ["A box holds 30 eggs.", "The answer is $\\boxed{50}$."]
     resp = Response("q", "math", _PROMPT, "\n".join(new_quantity), _REF, fragments=tuple(new_quantity))
-    with SympyJudge() as judge:
-        [q] = Scorer.for_domain("math", judge=judge).score([resp])
+    q = _score_with(resp)
     assert (q.verdicts[0].label, q.verdicts[0].reason) == ("unverifiable", "no_checkable_claim")
 
 
@@ -470,16 +468,14 @@ def test_a_path_that_rejoins_the_reference_is_not_located_as_an_error():
     steps = ["One row and a box: 6 eggs per row.", "Two boxes hold 48 eggs.", "So five boxes hold 120 eggs.",
              "A third is 41.", "The answer is $\\boxed{41}$."]
     resp = Response("r", "math", _PROMPT, "\n".join(steps), _REF, fragments=tuple(steps))
-    with SympyJudge(locate=True) as judge:
-        [s] = Scorer.for_domain("math", judge=judge).score([resp])
+    s = _score_with(resp, locate=True)
     assert s.verdicts[1].label != "incorrect"  # 48 diverges, but 120 rejoins the reference
     assert s.verdicts[3].reason == "diverges_from_reference"  # 41: the first foreign step after 120
 
 
 def test_reference_support_never_touches_an_answer_without_a_solution():
     text = "Think about it.\nThe answer is $\\boxed{50}$."
-    with SympyJudge(reference_support=True, locate=True) as judge:
-        [s] = Scorer.for_domain("math", judge=judge).score([Response("r", "math", "?", text, {"answer": "40"})])
+    s = _score_with(Response("r", "math", "?", text, {"answer": "40"}), reference_support=True, locate=True)
     assert s.verdicts[0].reason == "no_checkable_claim"
 
 
