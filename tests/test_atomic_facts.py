@@ -175,3 +175,19 @@ def test_a_run_on_sentence_does_not_build_every_combination_of_its_conjuncts(spl
     # 12 coordinations multiply to thousands of token sets; only the first 16 are ever used
     assert max(sizes) <= 4 * af.MAX_FACTS_PER_SENTENCE
     assert len(af.sentence_facts(doc, "Ada Lovelace")) <= af.MAX_FACTS_PER_SENTENCE
+
+
+def test_spacy_loads_without_importing_torch_and_torch_imports_after():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from halt_eval.judges.atomic_facts import load_spacy\n"
+            "nlp = load_spacy()\n"
+            "assert 'torch' not in sys.modules, 'spaCy imported torch'\n"
+            "assert [t.dep_ for t in nlp('Ada Lovelace wrote notes.')][:2] == ['compound', 'nsubj']\n"
+            "import torch\n"
+            "print(torch.tensor([1, 2]).sum().item())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "3"

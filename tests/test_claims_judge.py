@@ -152,16 +152,22 @@ def test_coverage_is_an_option_and_the_spec_names_it(judge):
         "knowledge": None if api is None else f"wikipedia:{api}"}}
 
 
-def test_torch_threads_are_set_only_while_the_judge_runs(judge):
-    import torch
+def test_blas_threads_are_limited_only_while_the_model_runs(judge, monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(3)  # not the judge's TORCH_THREADS
-    try:
+    def blas_threads():
+        return sorted(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+    model = judge.verifier.model
+    seen = []
+    forward = model._forward
+    monkeypatch.setattr(model, "_forward", lambda *a: (seen.append(blas_threads()), forward(*a))[1])
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        judge.verifier._cache.clear()
         judge.judge([_request("bio", "Ada Lovelace likes tea.", {"topic": "Ada Lovelace", "passages": [ADA]})])
-        assert torch.get_num_threads() == 3
-    finally:
-        torch.set_num_threads(before)
+        assert before and blas_threads() == before == [2] * len(before)
+    assert seen and all(t == [1] * len(t) for t in seen)
 
 
 def test_an_empty_fragment_is_unverifiable_and_the_rest_judged(judge):
