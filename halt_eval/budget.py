@@ -73,6 +73,29 @@ def check_budget(seconds: Any) -> float | None:
     return float(seconds)
 
 
+def parse_budget(value: Any) -> float | None:
+    """A budget as a user writes it (``--answer-budget``, task metadata ``answer_budget``): a
+    number of seconds (or its text), ``off``/``none`` for no limit, or absent (``None``) for the
+    default.
+
+    Raises:
+        ValueError: Anything else.
+    """
+    if value is None:
+        return DEFAULT_ANSWER_BUDGET
+    if isinstance(value, str):
+        if value.strip().lower() in ("off", "none"):
+            return None
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    try:
+        return check_budget(value)
+    except ValueError:
+        raise ValueError(f"answer budget must be a number of seconds above 0 or 'off', got {value!r}") from None
+
+
 @dataclass(slots=True)
 class AnswerClock:
     """One answer's budget: what is spent, and where work stopped for lack of time.

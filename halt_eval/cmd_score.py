@@ -108,14 +108,10 @@ def _default_budget() -> float:
 
 def answer_budget(value: str | None) -> float | None:
     """``--answer-budget``: seconds above 0, ``off`` (no limit), or the default when not given."""
-    from halt_eval.budget import check_budget
+    from halt_eval.budget import parse_budget
 
-    if value is None:
-        return _default_budget()
-    if value.strip().lower() in ("off", "none"):
-        return None
     try:
-        return check_budget(float(value))
+        return parse_budget(value)
     except ValueError:
         raise UsageError(f"--answer-budget must be a number of seconds above 0 or 'off', "
                          f"got {value!r}") from None

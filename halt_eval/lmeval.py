@@ -16,6 +16,9 @@ Judge options (keys of ``--metadata`` or task metadata, else the environment):
 ``judge_backend`` (``HALT_JUDGE_BACKEND``), ``judge_model``, ``judge_base_url``,
 ``judge_cache``, ``llm_split``, ``corpus`` (``HALT_CORPUS``), ``n_desired``, ``markers``,
 ``judge_kwargs``, ``data_dir`` (``HALT_DATA_DIR``). Metadata wins over the environment.
+``answer_budget`` (seconds, or ``off``; ``halt-eval run --answer-budget``) and ``budget_clock``
+(``cpu``/``wall``) bound each answer's splitting and judging as ``halt-eval score``'s options do
+(``halt_eval.budget``).
 ``reasoning`` (``answer`` by default: score what follows a ``<think>...</think>`` span;
 ``reasoning``: score the span; ``keep``) and ``reasoning_delimiters`` (``"OPEN,CLOSE"``)
 choose what of a reasoning model's answer is scored (``halt_eval.reasoning``).
@@ -53,7 +56,7 @@ ENV_OPTIONS = {
 }
 #: Scoring options read from task metadata (besides ``ENV_OPTIONS``).
 METADATA_OPTIONS = ("ray", "n_desired", "markers", "judge_kwargs", "reasoning", "reasoning_delimiters",
-                    "best_of", "natural_abstention", "judge_dry_run")
+                    "best_of", "natural_abstention", "judge_dry_run", "answer_budget", "budget_clock")
 
 
 def tasks_path() -> str:
@@ -140,6 +143,7 @@ def scorer_for(domain: str, options: Mapping[str, Any]):
 def scorer_options(domain: str, options: Mapping[str, Any]):
     """The plain, picklable options the scorer is built from (``distributed.ScorerOptions``:
     what Ray workers build the same scorer from)."""
+    from halt_eval.budget import DEFAULT_CLOCK, parse_budget
     from halt_eval.distributed import ScorerOptions
     from halt_eval.domains import get_domain
     from halt_eval.reasoning import parse_delimiters
@@ -156,6 +160,8 @@ def scorer_options(domain: str, options: Mapping[str, Any]):
         reasoning=options.get("reasoning") or "answer",
         reasoning_delimiters=parse_delimiters(options.get("reasoning_delimiters")),
         natural_abstention=_flag(options.get("natural_abstention", False)),
+        answer_budget=parse_budget(options.get("answer_budget")),
+        budget_clock=options.get("budget_clock") or DEFAULT_CLOCK,
     )
     llm = {field: options[key] for key, field in llm_option_keys().items() if options.get(key) is not None}
     llm["backend"] = llm.get("backend") or "none"
@@ -539,6 +545,13 @@ def run_cli(argv: Sequence[str]) -> int:
                              "Ray instance, with auto or HOST:PORT a running cluster (metadata key "
                              "ray; rows are those of a run without it). Needs "
                              "pip install 'halt-eval[ray]'")
+    parser.add_argument("--answer-budget", metavar="SECONDS",
+                        help="seconds of splitting and judging per answer (default: 4; off for no "
+                             "limit; metadata key answer_budget): what is left is unverifiable, "
+                             "reason over_budget")
+    parser.add_argument("--budget-clock", choices=("cpu", "wall"),
+                        help="what --answer-budget counts (default: cpu, the seconds of the "
+                             "scoring process; metadata key budget_clock)")
     parser.add_argument("--bootstrap-iters", type=int, metavar="N",
                         help="resamples for lm-eval's bootstrap standard errors (lm-eval's default "
                              "100000 takes seconds per metric; 0 turns them off)")
@@ -613,7 +626,15 @@ def _metadata_from(ours: argparse.Namespace, rest: list[str]) -> dict[str, Any] 
     llm, default = options_from_args(ours).to_dict(), LLMOptions().to_dict()
     extra = {key: llm.get(field) for key, field in llm_option_keys().items()
              if llm.get(field) != default.get(field)}
+    if getattr(ours, "answer_budget", None) is not None:
+        from halt_eval.budget import parse_budget
+
+        try:
+            parse_budget(ours.answer_budget)
+        except ValueError as e:
+            raise SystemExit(f"halt-eval run: --answer-budget: {e}") from None
     extra.update(corpus=ours.corpus, data_dir=ours.data_dir, ray=getattr(ours, "ray", None),
+                 answer_budget=getattr(ours, "answer_budget", None), budget_clock=getattr(ours, "budget_clock", None),
                  judge_dry_run=True if getattr(ours, "judge_dry_run", False) else None)
     extra = {k: v for k, v in extra.items() if v not in (None, "")}
     if not extra and not given:

@@ -884,6 +884,9 @@ class RetrievalJudge:
         med = found.source == "reference_statements"
         topic = ref.get("topic", "") if isinstance(ref.get("topic", ""), str) else ""
         profile: Profile = "entail" if med else "bio"
+        # Coverage first (a few statements against the answer, capped in length): the facts then
+        # get what is left of the answer's budget, and nothing runs after its last check.
+        coverage = self._coverage(req) if self.coverage and med else None
         split_ev, over = _split_evidence(req)
         todo = [i for i, t in enumerate(texts) if t and i not in over]
         X, details = _features_in_budget(self.verifier, req, [texts[i] for i in todo],
@@ -899,7 +902,6 @@ class RetrievalJudge:
             verdicts[i] = _over_time(self.tag)
         for i, p, d in zip(todo, probs, details):
             verdicts[i] = self._decide(float(p), thr, d, found, i, med)
-        coverage = self._coverage(req) if self.coverage and med else None
         return Judgement(tuple(verdicts), coverage=coverage,
                          evidence={"retrieval_source": found.source, "profile": profile, **split_ev})
 

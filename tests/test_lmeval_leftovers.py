@@ -346,3 +346,53 @@ def test_gate_pairs_two_lmeval_repeats_4_runs_and_compares_lmevals_own_task_mean
         assert metrics[key].baseline == pytest.approx(base_res[f"{key},halt"])
         assert metrics[key].candidate == pytest.approx(cand_res[f"{key},halt"])
     assert metrics["correctness"].change > 0
+
+
+# ------------------------------------------------------------------ answer budget as metadata
+
+def test_task_metadata_answer_budget_and_clock_reach_the_scorer():
+    from halt_eval import lmeval
+    from halt_eval.budget import DEFAULT_ANSWER_BUDGET
+
+    config = lmeval.scorer_for("med", lmeval.scoring_options({"answer_budget": "1.5", "budget_clock": "wall"})).config
+    assert (config.answer_budget, config.budget_clock) == (1.5, "wall")
+    assert lmeval.scorer_for("med", lmeval.scoring_options({"answer_budget": "off"})).config.answer_budget is None
+    default = lmeval.scorer_for("med", lmeval.scoring_options({})).config
+    assert (default.answer_budget, default.budget_clock) == (DEFAULT_ANSWER_BUDGET, "cpu")
+    for bad, match in ((-2, "answer budget must be"), ("soon", "answer budget must be"),
+                       ("nan", "answer budget must be")):
+        with pytest.raises(ValueError, match=match):
+            lmeval.scorer_for("med", lmeval.scoring_options({"answer_budget": bad}))
+    with pytest.raises(ValueError, match="budget clock must be one of cpu, wall"):
+        lmeval.scorer_for("med", lmeval.scoring_options({"budget_clock": "sundial"}))
+
+
+def test_halt_eval_run_passes_the_answer_budget_as_metadata_and_refuses_a_bad_one():
+    import argparse
+
+    from halt_eval import lmeval
+
+    ours = argparse.Namespace(corpus=None, data_dir=None, answer_budget="2.5", budget_clock="wall")
+    assert lmeval._metadata_from(ours, []) == {"answer_budget": "2.5", "budget_clock": "wall"}
+    with pytest.raises(SystemExit, match="--answer-budget: answer budget must be"):
+        lmeval._metadata_from(argparse.Namespace(corpus=None, data_dir=None, answer_budget="-1"), [])
+
+
+def test_an_lm_eval_run_with_a_tiny_answer_budget_leaves_each_answer_over_budget(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_lmeval_features import _replay, _run
+
+    task = "halt_med_medlfqa_kqa_silver"
+    answer = "Ibuprofen can upset the stomach. Take it with food. It is an NSAID."
+    model_args = _replay(tmp_path, [{"task": task, "doc_id": i, "response": answer} for i in range(2)])
+    _, samples = _run(model_args, [task], metadata={"answer_budget": 1e-9})
+    for sample in samples.values():
+        row = json.loads(sample["filtered_resps"][0][0])
+        assert [f["reason"] for f in row["fragments"]] == ["over_budget"]
+        assert row["evidence"]["budget"]["seconds"] == 1e-9
+    _, samples = _run(model_args, [task])
+    assert all("budget" not in json.loads(s["filtered_resps"][0][0])["evidence"] for s in samples.values())
