@@ -24,9 +24,68 @@ import numpy as np
 
 #: Texts per forward pass; texts are sorted by length first, so a batch pads little.
 BATCH_SIZE = 64
+#: Padding a batch may add, as a share of its real tokens (``_batches``).
+MAX_PADDING = 0.25
 #: BLAS threads while the model runs. Short texts gain little from more, and on a loaded
 #: 2-core machine threads that spin against each other cost more than they bring.
 BLAS_THREADS = 1
+
+
+# Abramowitz & Stegun 7.1.26: erf to 1.5e-7 (absolute), the size of float32's own rounding of
+# GELU's inputs; scipy.special.erf costs 15 ns a value here, this 1-2 ns (numpy's vector exp).
+_ERF_P = np.float32(0.3275911)
+_ERF_A = tuple(np.float32(a) for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592))
+
+
+#: Values per step of ``_gelu``: its scratch arrays stay in the CPU's cache.
+_GELU_CHUNK = 1 << 15
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """``x * (1 + erf(x / sqrt(2))) / 2`` (BERT's exact GELU), in place on ``x`` (C-contiguous)."""
+    flat = x.reshape(-1)
+    z = np.empty(min(flat.size, _GELU_CHUNK), np.float32)
+    t, poly = np.empty_like(z), np.empty_like(z)
+    for start in range(0, flat.size, _GELU_CHUNK):
+        v = flat[start:start + _GELU_CHUNK]
+        n = v.size
+        zz, tt, pp = z[:n], t[:n], poly[:n]
+        np.abs(v, out=zz)
+        zz *= np.float32(1.0 / np.sqrt(2.0))
+        np.multiply(zz, _ERF_P, out=tt)
+        tt += np.float32(1.0)
+        np.reciprocal(tt, out=tt)
+        np.multiply(tt, _ERF_A[0], out=pp)
+        for a in _ERF_A[1:]:
+            pp += a
+            pp *= tt
+        np.square(zz, out=zz)
+        np.negative(zz, out=zz)
+        np.exp(zz, out=zz)
+        pp *= zz
+        pp *= np.float32(0.5)  # (1 - erf(|v| / sqrt(2))) / 2: the gate for v < 0
+        np.copysign(pp, -v, out=tt)  # -gate where v >= 0, gate below
+        np.add(tt, (v >= 0).astype(np.float32), out=tt)  # 1 - gate where v >= 0
+        v *= tt
+    return x
+
+
+def _batches(order: list[int], lengths: list[int], batch_size: int) -> Iterator[list[int]]:
+    """``order`` (indices sorted by token count) cut into batches of at most ``batch_size``,
+    each padded to its longest text by at most ``MAX_PADDING`` of its real tokens (plus one
+    short text's worth): a batch of 59 texts padded from 3-140 tokens to 140 cost 2.8 times the
+    real work of one answer's evidence."""
+    batch: list[int] = []
+    real = 0
+    for i in order:
+        n = lengths[i]
+        if batch and (len(batch) == batch_size or n * (len(batch) + 1) > (1 + MAX_PADDING) * (real + n) + 16):
+            yield batch
+            batch, real = [], 0
+        batch.append(i)
+        real += n
+    if batch:
+        yield batch
 
 
 def model_dir() -> Path:
@@ -53,7 +112,6 @@ class MiniLM:
 
     def __init__(self, path: str | Path | None = None, *, threads: int | None = BLAS_THREADS) -> None:
         from safetensors.numpy import load_file
-        from scipy.special import erf
         from tokenizers import Tokenizer
 
         folder = Path(path) if path is not None else model_dir()
@@ -74,16 +132,18 @@ class MiniLM:
         self.eps = float(config["layer_norm_eps"])
         self.dim = int(config["hidden_size"])
         self.threads = threads
-        self._erf = erf
+        self._pools = None
 
     @contextmanager
     def _blas_threads(self) -> Iterator[None]:
         if self.threads is None:
             yield
             return
-        from threadpoolctl import threadpool_limits
+        if self._pools is None:  # finding the loaded BLAS libraries takes 1.5 ms: once
+            from threadpoolctl import ThreadpoolController
 
-        with threadpool_limits(limits=self.threads, user_api="blas"):
+            self._pools = ThreadpoolController()
+        with self._pools.limit(limits=self.threads, user_api="blas"):
             yield
 
     def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
@@ -92,17 +152,16 @@ class MiniLM:
         if not texts:
             return out
         encodings = self.tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        lengths = [len(e.ids) for e in encodings]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
         with self._blas_threads():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                width = max(len(encodings[i].ids) for i in idx)
+            for idx in _batches(order, lengths, batch_size):
+                width = lengths[idx[-1]]
                 ids = np.zeros((len(idx), width), np.int64)
                 mask = np.zeros((len(idx), width), np.float32)
                 for row, i in enumerate(idx):
-                    n = len(encodings[i].ids)
-                    ids[row, :n] = encodings[i].ids
-                    mask[row, :n] = 1.0
+                    ids[row, :lengths[i]] = encodings[i].ids
+                    mask[row, :lengths[i]] = 1.0
                 out[idx] = self._forward(ids, mask)
         return out
 
@@ -134,20 +193,16 @@ class MiniLM:
         for layer in range(self.layers):
             p = f"encoder.layer.{layer}."
             q = heads(self._dense(h, p + "attention.self.query") * scale)
-            k = heads(self._dense(h, p + "attention.self.key"))
+            k_t = np.ascontiguousarray(heads(self._dense(h, p + "attention.self.key")).transpose(0, 1, 3, 2))
             v = heads(self._dense(h, p + "attention.self.value"))
-            scores = np.matmul(q, k.transpose(0, 1, 3, 2))
+            scores = np.matmul(q, k_t)
             scores += bias
             scores -= scores.max(-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(-1, keepdims=True)
             ctx = np.matmul(scores, v).transpose(0, 2, 1, 3).reshape(batch, width, self.dim)
             h = self._layer_norm(self._dense(ctx, p + "attention.output.dense") + h, p + "attention.output.LayerNorm")
-            inner = self._dense(h, p + "intermediate.dense")
-            gate = self._erf(inner * np.float32(1.0 / np.sqrt(2.0)))
-            gate += np.float32(1.0)
-            gate *= np.float32(0.5)
-            inner *= gate
+            inner = _gelu(self._dense(h, p + "intermediate.dense"))
             h = self._layer_norm(self._dense(inner, p + "output.dense") + h, p + "output.LayerNorm")
         pooled = (h * mask[:, :, None]).sum(1) / np.clip(mask.sum(1, keepdims=True), 1e-9, None)
         norm = np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -634,17 +634,14 @@ class Verifier:
         found = classifier if classifier is _MODEL_FILE else Path(classifier)
         self.params = json.loads(found.read_text(encoding="utf-8")) if found.is_file() else None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._nlp = None
+        # Loaded here, not on first use: the first answer's time budget must not pay for it.
+        from halt_eval.judges.atomic_facts import load_spacy
+
+        self._nlp = load_spacy()
         self._parses: OrderedDict[str, Any] = OrderedDict()
-        #: Check claims' entities against the evidence (``entity_conflicts``).
-        self.entity_check = True
 
     def parse(self, texts: Sequence[str]) -> list[Any]:
-        """spaCy docs of ``texts`` (the splitter's pipeline, loaded on first use; cached by text)."""
-        if self._nlp is None:
-            from halt_eval.judges.atomic_facts import load_spacy
-
-            self._nlp = load_spacy()
+        """spaCy docs of ``texts`` (the splitter's pipeline; cached by text)."""
         todo = list(dict.fromkeys(t for t in texts if t not in self._parses))
         for t, doc in zip(todo, self._nlp.pipe(todo)):
             self._parses[t] = doc
@@ -683,7 +680,7 @@ class Verifier:
         all_texts = list(claims) + [s for ss in sents_per for s in ss] + [p.text for ps in evidence for p in ps]
         vec = dict(zip(all_texts, self.embed(all_texts))) if all_texts else {}
         rows, details = [], []
-        claim_docs = self.parse(claims) if self.entity_check and claims else [None] * len(claims)
+        claim_docs = self.parse(claims) if claims else []
         for claim, passages, sents, claim_doc in zip(claims, evidence, sents_per, claim_docs):
             c = vec[claim]
             s_cos = np.array([float(vec[s] @ c) for s in sents]) if sents else np.zeros(0)
