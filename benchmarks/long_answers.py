@@ -11,7 +11,9 @@ and writing the row), against the 10 s target of the per-answer budget (docs/err
 - ``bio_one_sentence``: one sentence of ``--mb`` megabytes (no full stop until the end);
 - ``bio_initials``: ``"A. " * 33000`` (every full stop an initial: one 99,000-character sentence);
 - ``med``: distinct sentences against ``must_have`` / ``nice_to_have`` statements;
-- ``math``: distinct arithmetic steps and a boxed answer, with a reference answer.
+- ``math``: distinct arithmetic steps and a boxed answer, with a reference answer;
+- ``code``: a right function followed by distinct assignment lines, run against a unit test in
+  the sandbox.
 
 Besides wall-clock seconds, each case prints the CPU seconds (user + system) of the command: on
 this shared 2-core machine the wall clock grows with the load average, the CPU time much less.
@@ -37,7 +39,7 @@ from collections import Counter
 from pathlib import Path
 
 TARGET_S = 10.0
-CASES = ("bio_small", "bio_distinct", "bio_one_sentence", "bio_initials", "med", "math_small", "math")
+CASES = ("bio_small", "bio_distinct", "bio_one_sentence", "bio_initials", "med", "math_small", "math", "code")
 
 _PLACES = ("London", "Paris", "Turin", "Vienna", "Leeds", "Oslo", "Lisbon", "Madrid", "Dublin",
            "Prague", "Zurich", "Geneva", "Munich", "Bristol", "Cardiff", "Bergen", "Lyon")
@@ -94,6 +96,16 @@ def _rows(case: str, n_chars: int) -> dict:
             i += 1
         return {"id": case, "prompt": "What is 1 + 1?", "response": "".join(steps) + "\\boxed{2}",
                 "reference": {"answer": "2"}}
+    if case == "code":
+        lines, size, i = ["def add(a, b):\n    return a + b\n"], 0, 0
+        while size < n_chars:
+            line = f"value_{i} = {i} * 2  # line {i}\n"
+            lines.append(line)
+            size += len(line)
+            i += 1
+        return {"id": case, "prompt": "Write add(a, b).", "response": "".join(lines),
+                "reference": {"tests": ["assert add(1, 2) == 3"], "setup": "",
+                              "solution": "def add(a, b):\n    return a + b"}}
     raise ValueError(f"unknown case {case!r}; known: {', '.join(CASES)}")
 
 

@@ -37,6 +37,22 @@ log = logging.getLogger(__name__)
 # Answers past this length are cut; the rest becomes one `unverifiable` fragment, so a
 # runaway generation is neither dropped nor split into thousands of pieces.
 MAX_ANSWER_CHARS = 100_000
+#: The cut goes back to the last line break (else the last space) within this many characters
+#: before the limit, so no line of code or word is cut in two.
+CUT_LOOKBACK_CHARS = 1_000
+
+
+def length_cut(text: str, limit: int) -> int:
+    """Where an answer longer than ``limit`` is cut (``len(text)`` when it is not): just after
+    the last line break before the limit, else after the last whitespace, within
+    ``CUT_LOOKBACK_CHARS``; else at the limit."""
+    if len(text) <= limit:
+        return len(text)
+    lo = max(0, limit - CUT_LOOKBACK_CHARS)
+    at = text.rfind("\n", lo, limit)
+    if at < 0:
+        at = max(text.rfind(c, lo, limit) for c in (" ", "\t", "\r"))
+    return at + 1 if at >= 0 else limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +180,7 @@ class Scorer:
         # ``max_answer_chars`` of an answer (the row keeps all of it; the rest is one
         # ``unverifiable`` fragment).
         limit = self.config.max_answer_chars
-        responses = [r if len(r.text) <= limit else dataclasses.replace(r, text=r.text[:limit])
+        responses = [r if len(r.text) <= limit else dataclasses.replace(r, text=r.text[:length_cut(r.text, limit)])
                      for r in whole]
         cuts = []
         for r, w in zip(responses, whole):
@@ -244,14 +260,14 @@ class Scorer:
             ref = next((r.reference.get(k) for k in self.domain.reference_text
                         if isinstance(r.reference.get(k), str) and r.reference.get(k).strip()), None)
             if ref is not None:
-                texts.append(ref[:limit])
+                texts.append(ref[:length_cut(ref, limit)])
                 extra.append(int(len(ref) > limit))
             else:
                 # Without a reference answer, a complete answer is taken to be the whole given
                 # answer (marker included), so completeness falls back to correctness unless
                 # solved. The length cap holds here too: the part past it counts as the one
                 # fragment it is scored as, and is never split.
-                texts.append(strip_markers(r.text[:limit], self.config.markers))
+                texts.append(strip_markers(r.text[:length_cut(r.text, limit)], self.config.markers))
                 extra.append(int(len(r.text) > limit))
         pieces = self.splitter.split(texts, list(responses))
         return [(len(p) + x) or None for p, x in zip(pieces, extra)]
@@ -271,11 +287,12 @@ class Scorer:
             ))
         if over:
             limit = self.config.max_answer_chars
-            frags.append(Fragment(len(frags), r.text[limit:limit + 200], (limit, len(r.text)),
-                                  self.domain.kind))
+            at = length_cut(r.text, limit)
+            frags.append(Fragment(len(frags), r.text[at:at + 200], (at, len(r.text)), self.domain.kind))
             verdicts.append(Verdict(
                 "unverifiable", "halt_eval", "over_length",
-                f"{len(r.text) - limit} characters past the {limit}-character limit were not judged",
+                f"{len(r.text) - at} characters from character {at} were not judged (the "
+                f"{limit}-character limit, cut at the line or word end before it)",
             ))
         if self.domain.kind == "dependent":
             verdicts = apply_dependent_rule(verdicts)

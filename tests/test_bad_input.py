@@ -52,8 +52,23 @@ def test_a_huge_answer_is_cut_and_its_rest_counted_unverifiable():
     s = _scorer(LabelJudge(), max_answer_chars=100).score(
         [Response("huge", "bio", "", text, {"labels": ["correct"] * 50})])[0]
     assert s.verdicts[-1].reason == "over_length"
-    assert s.fragments[-1].span == (100, len(text))
+    # cut after the last space before the limit: no fact cut in two
+    cut = text.rfind(" ", 0, 100) + 1
+    assert s.fragments[-1].span == (cut, len(text)) and text[cut - 1] == " "
     assert s.n_given == len(s.verdicts) and s.n_correct == s.n_given - 1
+
+
+def test_the_length_cut_ends_at_a_line_break_else_a_space_else_the_limit():
+    from halt_eval.score import CUT_LOOKBACK_CHARS, length_cut
+
+    assert length_cut("short", 100) == 5
+    code = "".join(f"value_{i} = {i} * 2\n" for i in range(100))
+    at = length_cut(code, 500)
+    assert at <= 500 and code[at - 1] == "\n" and code[at:].startswith("value_")
+    assert length_cut("word " * 200, 502) == 500
+    assert length_cut("x" * 5000, 100) == 100
+    # a break further back than the lookback is not used
+    assert length_cut("a\n" + "x" * 5000, CUT_LOOKBACK_CHARS + 10) == CUT_LOOKBACK_CHARS + 10
 
 
 def test_broken_lines_are_named_and_the_rest_still_parsed(tmp_path):

@@ -366,6 +366,7 @@ def test_the_judge_sees_only_the_capped_answer_and_the_row_keeps_all_of_it():
     scorer = Scorer(toy_domain(), SentenceSplitter(), judge, ScoreConfig(max_answer_chars=100))
     text = "Alpha is one. " * 5 + "B. " * 2_000_000
     s = scorer.score([Response("big", "bio", "", text, {}), Response("small", "bio", "", "Alpha is one.", {})])
-    assert judge.seen == [(100, 100), (13, 13)]
+    cut = text.rfind(" ", 0, 100) + 1  # the last space before the limit
+    assert judge.seen == [(cut, cut), (13, 13)]
     assert s[0].response.text == text and s[0].to_dict()["response"] == text
-    assert s[0].verdicts[-1].reason == "over_length" and s[0].fragments[-1].span == (100, len(text))
+    assert s[0].verdicts[-1].reason == "over_length" and s[0].fragments[-1].span == (cut, len(text))
