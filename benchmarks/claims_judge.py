@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                   "expertqa": "ExpertQA medicine claims (correct vs incorrect)"}
         for name, label in labels.items():
             if name not in sets:
-                print(f"{label}: no data under {args.data}")
+                skipped = {"stance": args.stance_limit, "expertqa": args.expertqa_limit}.get(name) == 0
+                print(f"{label}: " + ("skipped (limit 0)" if skipped else f"no data under {args.data}"))
                 continue
             s = sets[name]
             p_cv, pred_cv = _cv_predict(s, [], _acc_thr)
