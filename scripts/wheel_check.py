@@ -1,6 +1,6 @@
 """Inputs for scripts/wheel_check.sh, written with the installed wheel (never the checkout).
 
-    python wheel_check.py tasks                 print "task domain" for each halt_* task installed
+    python wheel_check.py tasks                 print the name of each halt_* task installed
     python wheel_check.py prepare OUT N         write OUT/replay_<task>.jsonl for every task and
                                                 OUT/score_<domain>.jsonl (+ OUT/bio_corpus.jsonl)
     python wheel_check.py check-score FILE N SUMMARY   FILE (scored rows) holds N rows; print them
@@ -419,7 +419,7 @@ def main(argv: list[str]) -> int:
     _Loader = _loader()
     cmd, *rest = argv
     if cmd == "tasks":
-        print("\n".join(f"{t} {d}" for t, d in installed_tasks().items()))
+        print("\n".join(installed_tasks()))
         return 0
     if cmd == "prepare":
         return prepare(Path(rest[0]), int(rest[1]))

@@ -122,19 +122,20 @@ for domain in math code bio med; do
 done
 
 # ---------------------------------------------------------------- (b) every task through lm-eval
-# One lm-eval run per domain (lm-eval's start-up and the judge's model load dominate); when a run
-# fails, each of its tasks runs alone so that the failure is pinned on the task(s) that cause it.
-declare -A by_domain=()
-while read -r task domain; do by_domain[$domain]+="${by_domain[$domain]:+,}$task"; done \
-  < <("$VPY" "$WORK/wheel_check.py" tasks)
-((${#by_domain[@]})) || fail "list tasks" "no halt_* task YAML found in the installed package"
+# One lm-eval run for every task (lm-eval's start-up dominates; each task's results and samples
+# are still checked apart); when it fails, each task runs alone so that the failure is pinned on
+# the task(s) that cause it.
+tasks=$("$VPY" "$WORK/wheel_check.py" tasks | paste -sd, -) || tasks=""
+[ -n "$tasks" ] || fail "list tasks" "no halt_* task YAML found in the installed package"
 replay() {  # replay NAME TASKS(comma-separated): run lm-eval, 0 when it exits 0
   local task
   # One answers file per run: lm-eval names its output folder after the model arguments, and
   # several long paths joined make a name past the file system's 255 bytes (results not saved).
   for task in ${2//,/ }; do cat "$RUN/replay_$task.jsonl"; done > "$RUN/r_$1.jsonl"
+  # 1000 resamples: standard errors are still computed (the default 100000 takes seconds per
+  # metric, minutes over every task).
   halt-eval run --model halt-replay --model_args "path=$RUN/r_$1.jsonl" --tasks "$2" --limit "$N" \
-    --output_path "$RUN/lmeval_$1" --log_samples >"$RUN/run_$1.log" 2>&1
+    --bootstrap-iters 1000 --output_path "$RUN/lmeval_$1" --log_samples >"$RUN/run_$1.log" 2>&1
 }
 check_task() {  # check_task NAME TASK SECONDS
   local line
@@ -144,25 +145,24 @@ check_task() {  # check_task NAME TASK SECONDS
     fail "run $2" "$line"
   fi
 }
-for domain in $(printf '%s\n' "${!by_domain[@]}" | sort); do
-  tasks=${by_domain[$domain]}
+if [ -n "$tasks" ]; then
   t=$(date +%s)
-  if replay "$domain" "$tasks"; then
-    secs="$(( $(date +%s) - t )) s for the ${tasks//,/ } run"
-    for task in ${tasks//,/ }; do check_task "$domain" "$task" "$secs"; done
-    continue
+  if replay all "$tasks"; then
+    secs="$(( $(date +%s) - t )) s for the run of all tasks"
+    for task in ${tasks//,/ }; do check_task all "$task" "$secs"; done
+  else
+    echo "wheel-check: run of all tasks together failed; each alone:"
+    for task in ${tasks//,/ }; do
+      t=$(date +%s)
+      if replay "$task" "$task"; then
+        check_task "$task" "$task" "$(( $(date +%s) - t )) s"
+      else
+        grep -E "^[A-Za-z_.]*(Error|Exception)\b|error:" "$RUN/run_$task.log" | tail -n 2 | sed 's/^/  /'
+        fail "run $task" "halt-eval run exited non-zero (log: $RUN/run_$task.log)"
+      fi
+    done
   fi
-  echo "wheel-check: run $domain tasks together failed; each alone:"
-  for task in ${tasks//,/ }; do
-    t=$(date +%s)
-    if replay "$task" "$task"; then
-      check_task "$task" "$task" "$(( $(date +%s) - t )) s"
-    else
-      grep -E "^[A-Za-z_.]*(Error|Exception)\b|error:" "$RUN/run_$task.log" | tail -n 2 | sed 's/^/  /'
-      fail "run $task" "halt-eval run exited non-zero (log: $RUN/run_$task.log)"
-    fi
-  done
-done
+fi
 
 total=$(( $(date +%s) - start ))
 if ((${#failed[@]})); then

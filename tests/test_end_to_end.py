@@ -58,7 +58,10 @@ def test_stock_lm_eval_with_a_real_model_scores_every_domain(tmp_path):
            "--apply_chat_template", "--device", "cpu", "--batch_size", "2",
            "--gen_kwargs", "max_gen_toks=160",
            "--output_path", str(tmp_path / "out"), "--log_samples"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(HALT_CORPUS=str(corpus)), timeout=1800)
+    # One torch thread: on 2 shared cores, two threads' spin-waits made generation 6-9x slower
+    # (2 x 80 tokens: 50-78 s against 8 s at load 3).
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+                          env=_env(HALT_CORPUS=str(corpus), OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     results = json.loads(_latest(tmp_path / "out", "results_*.json")[-1].read_text())["results"]

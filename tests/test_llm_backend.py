@@ -47,6 +47,9 @@ START_TIMEOUT_S = float(os.environ.get("HALT_VLLM_START_TIMEOUT_S", "900"))
 SERVED_NAME = "smollm2"
 # Eager mode skips torch.compile: minutes saved per engine start on a cold CPU, same replies.
 ENGINE_KWARGS = {"max_model_len": 2048, "enforce_eager": True}
+# A 1 GiB KV cache (vLLM on CPU takes ~5.6 GiB by default and fills it at each engine start,
+# 12 s): 23k tokens, more than these tests ever hold at once.
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", **os.environ}
 LABELS = {"correct", "incorrect", "unverifiable"}
 
 
@@ -102,7 +105,8 @@ def vllm_server(tmp_path_factory):
            "--host", "127.0.0.1", "--port", str(port)]
     t0 = time.perf_counter()
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=VLLM_ENV,
+                                start_new_session=True)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         while True:
@@ -220,7 +224,7 @@ def test_without_structured_decoding_the_tiny_models_prose_is_unparseable_with_t
 def _driver(py: str, options: dict, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([py, str(DRIVER), "--options", json.dumps(options), "--out", str(out),
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            env=VLLM_ENV, start_new_session=True)
 
 
 def _rows_in(cache: Path) -> int:
