@@ -30,6 +30,17 @@ def toy_domain(kind: str = "independent", n_desired: str = "fixed:3", name: str 
                   splitter=splitter, judge=judge, n_desired=n_desired, reference_text=("solution",))
 
 
+def run_python(code: str, timeout: float = 300) -> str:
+    """``code`` run by this interpreter in a fresh process (what it imports at start-up is its
+    own); returns its standard output, after asserting that it exited 0."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
 def load_cases(name: str) -> list[dict]:
     """Rows of tests/cases/<name>.jsonl, each checked to have name, expected and why."""
     rows = []

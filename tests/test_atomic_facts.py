@@ -178,8 +178,7 @@ def test_a_run_on_sentence_does_not_build_every_combination_of_its_conjuncts(spl
 
 
 def test_spacy_loads_without_importing_torch_and_torch_imports_after():
-    import subprocess
-    import sys
+    from conftest import run_python
 
     code = ("import sys\n"
             "from halt_eval.judges.atomic_facts import load_spacy\n"
@@ -188,6 +187,4 @@ def test_spacy_loads_without_importing_torch_and_torch_imports_after():
             "assert [t.dep_ for t in nlp('Ada Lovelace wrote notes.')][:2] == ['compound', 'nsubj']\n"
             "import torch\n"
             "print(torch.tensor([1, 2]).sum().item())\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "3"
+    assert run_python(code).strip() == "3"

