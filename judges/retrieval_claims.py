@@ -680,7 +680,7 @@ class Verifier:
         all_texts = list(claims) + [s for ss in sents_per for s in ss] + [p.text for ps in evidence for p in ps]
         vec = dict(zip(all_texts, self.embed(all_texts))) if all_texts else {}
         rows, details = [], []
-        claim_docs = self.parse(claims) if claims else []
+        claim_docs = self.parse(claims)
         for claim, passages, sents, claim_doc in zip(claims, evidence, sents_per, claim_docs):
             c = vec[claim]
             s_cos = np.array([float(vec[s] @ c) for s in sents]) if sents else np.zeros(0)
@@ -723,7 +723,7 @@ class Verifier:
             clash = [s for s in close if num_missing and _numbers(s)]
             contradicted = bool(clash) or (neg_mismatch and row[0] >= POLARITY_MIN_COS)
             conflict = None
-            if claim_doc is not None and any(CONFLICT_KINDS.get(e.label_) for e in claim_doc.ents):
+            if any(CONFLICT_KINDS.get(e.label_) for e in claim_doc.ents):
                 conflict = entity_conflicts(claim_doc, self.parse(sents), all_text, drop)
             details.append({"best_sentence": (conflict["sentence"] if conflict else clash[0] if clash
                                               else best_sent),
