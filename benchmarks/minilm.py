@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from halt_eval.data import read_jsonl
+
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bio" / "factscore"
 
 #: Runs in a fresh interpreter: argv = (which, texts.json, out.npy).
@@ -59,8 +61,7 @@ def _texts(data: Path, field: str, limit: int) -> list[str]:
     files = sorted(data.glob("*.jsonl")) if data.is_dir() else [data]
     out: list[str] = []
     for path in files:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
+        for row in read_jsonl(path):
             value = row.get(field)
             found = [value] if isinstance(value, str) else []
             # FActScore rows: each annotated sentence, then its human atomic facts
